@@ -1,0 +1,5 @@
+"""`python -m ptx`."""
+
+from ptx.cli import main
+
+raise SystemExit(main())

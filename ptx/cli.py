@@ -1,0 +1,7 @@
+"""Typer command line: parse options, call one core function, map errors to exit codes."""
+
+from __future__ import annotations
+
+
+def main() -> int:
+    return 0

@@ -1,0 +1,150 @@
+"""Frozen data that flows through ptx: tasks, findings and the shared vocabulary; stdlib only."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+TaskId = str
+"""A normalised id: "7" for a task, "7.2" for subtask 2 of task 7."""
+
+Command = str | tuple[str, ...]
+"""A string runs under /bin/sh -c; a tuple is an argv run without a shell."""
+
+KNOWN_STATUSES = frozenset(
+    {"pending", "in-progress", "review", "done", "completed", "cancelled", "deferred", "blocked"}
+)
+RUNNABLE_STATUSES = frozenset({"pending", "in-progress", "review"})
+NEVER_SCHEDULED_STATUSES = frozenset({"deferred", "blocked", "cancelled"})
+DEFAULT_SATISFIED = frozenset({"done", "completed", "cancelled"})
+PRIORITY_RANK: Mapping[str, int] = MappingProxyType(
+    {"critical": 4, "high": 3, "medium": 2, "low": 1}
+)
+DEFAULT_PRIORITY = "medium"
+DEFAULT_STATUS = "pending"
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def id_key(task_id: TaskId) -> tuple[int, ...]:
+    """Sort key that orders "2" < "10" < "10.1" < "10.2" < "11"."""
+    return tuple(int(part) for part in task_id.split("."))
+
+
+def frozen_map(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping)) if mapping else _EMPTY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOptions:
+    """Per-task ptx settings, from `metadata.ptx` in tasks.json or `tasks.<id>` in the config."""
+
+    command: Command | None = None
+    timeout_seconds: float | None = None
+    retries: int | None = None
+    resources: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    estimate_seconds: float | None = None
+
+    def merged_over(self, base: TaskOptions) -> TaskOptions:
+        """These options where set, else `base`'s (config overrides win over metadata)."""
+        return TaskOptions(
+            command=self.command if self.command is not None else base.command,
+            timeout_seconds=_first(self.timeout_seconds, base.timeout_seconds),
+            retries=self.retries if self.retries is not None else base.retries,
+            resources=self.resources or base.resources,
+            cwd=self.cwd if self.cwd is not None else base.cwd,
+            env=frozen_map({**base.env, **self.env}),
+            estimate_seconds=_first(self.estimate_seconds, base.estimate_seconds),
+        )
+
+
+def _first(a: float | None, b: float | None) -> float | None:
+    return a if a is not None else b
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    """One task or subtask as read from tasks.json, normalised; `raw` keeps the object as read."""
+
+    id: TaskId
+    token: int | float | str  # the id exactly as written, for writing back
+    parent: TaskId | None  # set for subtasks
+    title: str
+    description: str = ""
+    details: str = ""
+    test_strategy: str = ""
+    status: str = DEFAULT_STATUS  # lower-cased; "pending" when missing
+    priority: str = DEFAULT_PRIORITY  # lower-cased; a subtask without one inherits its parent's
+    dependencies: tuple[TaskId, ...] = ()  # resolved; may name ids that do not exist
+    subtasks: tuple[TaskId, ...] = ()
+    options: TaskOptions = field(default_factory=TaskOptions)
+    raw: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+    @property
+    def is_subtask(self) -> bool:
+        return self.parent is not None
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Code(str, enum.Enum):
+    """Stable finding codes: never renumber, only add."""
+
+    CYCLE = "PTX101"
+    MISSING_DEPENDENCY = "PTX102"
+    SELF_DEPENDENCY = "PTX103"
+    DUPLICATE_ID = "PTX104"
+    DUPLICATE_DEPENDENCY = "PTX105"
+    MALFORMED_DEPENDENCY = "PTX106"
+    AMBIGUOUS_SUBTASK_DEPENDENCY = "PTX107"
+    UNKNOWN_STATUS = "PTX108"
+    UNKNOWN_PRIORITY = "PTX109"
+    DONE_DEPENDS_ON_UNFINISHED = "PTX110"
+    SUBTASK_DEPENDS_ON_PARENT = "PTX111"
+    MALFORMED_TASK = "PTX112"
+    SUSPICIOUS_ID = "PTX113"
+    BAD_TASK_OPTIONS = "PTX114"
+    NO_COMMAND = "PTX120"
+    UNKNOWN_RESOURCE = "PTX121"
+    RESOURCE_OVER_CAPACITY = "PTX122"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    code: Code
+    severity: Severity
+    task: TaskId | None
+    message: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskList:
+    """The tasks of one tag, top-level tasks each followed by their subtasks, in file order."""
+
+    tag: str
+    tasks: tuple[Task, ...]
+    findings: tuple[Finding, ...] = ()  # what reading found: malformed entries, unknown statuses...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Project:
+    """A located and read tasks.json with the tag that was chosen."""
+
+    path: Path  # the tasks.json
+    root: Path  # project root: where .ptx/ lives and tasks run
+    layout: str  # "legacy" or "tagged"
+    tags: tuple[str, ...]  # every tag in the file, in file order
+    tasks: TaskList  # the chosen tag
+    notices: tuple[str, ...] = ()  # things to tell the user, e.g. which tag was picked and why
