@@ -1,0 +1,462 @@
+"""The crash-safe state store of runs: `.ptx/ptx.db` (SQLite, WAL), the run lock and log paths."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import psutil
+
+from ptx.errors import PtxError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
+
+    from typing_extensions import Self
+
+STATE_DIR_NAME = ".ptx"
+DB_NAME = "ptx.db"
+LOCK_NAME = "run.lock"
+LOGS_DIR_NAME = "logs"
+SCHEMA_VERSION = 1
+ESTIMATE_WINDOW = 5  # successful attempts averaged per task
+BUSY_TIMEOUT_MS = 5000
+# psutil derives create_time from the wall clock on Linux, so an NTP step can shift it a little.
+_CREATE_TIME_SLACK = 1.0
+
+ATTEMPT_STATUSES = frozenset(
+    {"running", "succeeded", "failed", "timeout", "interrupted", "skipped"}
+)
+RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "crashed"})
+
+_SCHEMA = (
+    """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL,
+        tag TEXT NOT NULL, jobs INTEGER NOT NULL, tasks_file TEXT NOT NULL, argv TEXT NOT NULL,
+        resumed_from TEXT REFERENCES runs (run_id),
+        owner_pid INTEGER NOT NULL, owner_create_time REAL NOT NULL
+    )""",
+    "CREATE INDEX runs_by_start ON runs (started_at)",
+    "CREATE INDEX runs_open ON runs (run_id) WHERE ended_at IS NULL",
+    """CREATE TABLE attempts (
+        run_id TEXT NOT NULL REFERENCES runs (run_id), task TEXT NOT NULL,
+        attempt INTEGER NOT NULL, command_hash TEXT NOT NULL,
+        pgid INTEGER, pgid_create_time REAL, started_at REAL NOT NULL, ended_at REAL,
+        exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
+        PRIMARY KEY (run_id, task, attempt)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL",
+    """CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)
+        WHERE status = 'succeeded'""",
+)
+_SELECT_RUNS = """
+    SELECT run_id, started_at, ended_at, status, tag, jobs, tasks_file, argv, resumed_from,
+        owner_pid, owner_create_time
+    FROM runs"""
+_SELECT_ATTEMPTS = """
+    SELECT run_id, task, attempt, command_hash, pgid, pgid_create_time, started_at, ended_at,
+        exit_code, status, log_path
+    FROM attempts"""
+
+
+class JournalError(PtxError):
+    """The state store cannot be opened, read or written."""
+
+
+class RunLockedError(PtxError):
+    """Another `ptx run` holds the project's run lock."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    run_id: str
+    started_at: float
+    ended_at: float | None
+    status: str  # "running" until finish_run (or the reaper) closes the run
+    tag: str
+    jobs: int
+    tasks_file: str
+    argv: tuple[str, ...]
+    resumed_from: str | None
+    owner_pid: int
+    owner_create_time: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    run_id: str
+    task: str
+    attempt: int
+    command_hash: str
+    pgid: int | None
+    pgid_create_time: float | None  # of the group leader: compare before killing a reused pgid
+    started_at: float
+    ended_at: float | None
+    exit_code: int | None
+    status: str
+    log_path: str
+
+
+def log_path(state_dir: Path, run_id: str, task: str, attempt: int) -> Path:
+    """Where an attempt's output goes; the caller creates the directory."""
+    for part in (run_id, task):
+        if not part or "/" in part or part in {".", ".."}:
+            raise JournalError(f"cannot name a log file after {part!r}")
+    name = f"{task}.log" if attempt == 1 else f"{task}.{attempt}.log"
+    return state_dir / LOGS_DIR_NAME / run_id / name
+
+
+@contextlib.contextmanager
+def run_lock(state_dir: Path) -> Iterator[None]:
+    """Hold `.ptx/run.lock` exclusively, or fail at once naming the holder's pid.
+
+    A flock belongs to the open file, so it dies with its process (even on kill -9) and a
+    stale lock cannot exist; Python opens files non-inheritable, so tasks do not keep it.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # "a+" and not "w": truncating before the lock is ours would erase the holder's pid.
+    with (state_dir / LOCK_NAME).open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            msg = f"another ptx run is active in {state_dir.parent} (pid {holder})"
+            raise RunLockedError(msg) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Journal:
+    """Runs and attempts in SQLite; every write is its own committed transaction.
+
+    WAL with synchronous=NORMAL survives a crash of ptx (kill -9) at any point; a power loss
+    or OS crash may lose the last few commits but never corrupts the file. One connection is
+    shared by the scheduler and pool threads (check_same_thread=False), serialised by a lock.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Journal:
+        """Open (creating if needed) `<state_dir>/ptx.db`; refuse a schema of another version."""
+        path = state_dir / DB_NAME
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # autocommit: each statement commits, BEGIN when needed
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise JournalError(f"cannot open the state store {path}: {exc}") from exc
+        try:
+            _prepare(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise JournalError(f"state store {self._path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._guarded() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _update_one(self, sql: str, params: Sequence[object], what: str) -> None:
+        with self._guarded() as conn:
+            if conn.execute(sql, params).rowcount != 1:
+                raise JournalError(f"state store {self._path}: no {what}")
+
+    def start_run(  # noqa: PLR0913 - a run is described by this many independent facts
+        self,
+        *,
+        tag: str,
+        jobs: int,
+        tasks_file: str,
+        argv: Sequence[str],
+        resumed_from: str | None = None,
+        started_at: float | None = None,
+    ) -> str:
+        """Record a run owned by this process; return its id, e.g. "20261125-173512-3f9a"."""
+        started = time.time() if started_at is None else started_at
+        owner = psutil.Process()
+        identity = (owner.pid, owner.create_time())
+        with self._transaction() as conn:
+            if resumed_from is not None and self._fetch_run(conn, resumed_from) is None:
+                raise JournalError(f"no run {resumed_from} to resume from")
+            run_id = _new_run_id(conn, started)
+            argv_json = json.dumps(list(argv))
+            row = (run_id, started, tag, jobs, tasks_file, argv_json, resumed_from, *identity)
+            conn.execute(
+                "INSERT INTO runs (run_id, started_at, status, tag, jobs, tasks_file, argv,"
+                " resumed_from, owner_pid, owner_create_time)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, *, status: str, ended_at: float) -> None:
+        _check_status(status, RUN_STATUSES)
+        sql = "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?"
+        self._update_one(sql, (status, ended_at, run_id), f"run {run_id}")
+
+    def attempt_started(  # noqa: PLR0913 - the columns of an attempt as it starts
+        self,
+        *,
+        run_id: str,
+        task: str,
+        attempt: int,
+        command_hash: str,
+        log_path: str,
+        started_at: float,
+    ) -> None:
+        with self._guarded() as conn:
+            conn.execute(
+                "INSERT INTO attempts (run_id, task, attempt, command_hash, started_at, status,"
+                " log_path) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                (run_id, task, attempt, command_hash, started_at, log_path),
+            )
+
+    def attempt_spawned(
+        self, *, run_id: str, task: str, attempt: int, pgid: int, create_time: float
+    ) -> None:
+        sql = (
+            "UPDATE attempts SET pgid = ?, pgid_create_time = ?"
+            " WHERE run_id = ? AND task = ? AND attempt = ?"
+        )
+        what = f"attempt {attempt} of task {task} in run {run_id}"
+        self._update_one(sql, (pgid, create_time, run_id, task, attempt), what)
+
+    def attempt_ended(  # noqa: PLR0913 - the columns of an attempt as it ends
+        self,
+        *,
+        run_id: str,
+        task: str,
+        attempt: int,
+        ended_at: float,
+        exit_code: int | None,
+        status: str,
+    ) -> None:
+        _check_status(status, ATTEMPT_STATUSES)
+        sql = (
+            "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?"
+            " WHERE run_id = ? AND task = ? AND attempt = ?"
+        )
+        what = f"attempt {attempt} of task {task} in run {run_id}"
+        self._update_one(sql, (ended_at, exit_code, status, run_id, task, attempt), what)
+
+    def run(self, run_id: str) -> RunInfo | None:
+        with self._guarded() as conn:
+            return self._fetch_run(conn, run_id)
+
+    def runs(self, limit: int = 20) -> list[RunInfo]:
+        """The latest runs, newest first."""
+        sql = _SELECT_RUNS + " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        with self._guarded() as conn:
+            return [_run_info(row) for row in conn.execute(sql, (limit,))]
+
+    def last_run(self) -> RunInfo | None:
+        latest = self.runs(1)
+        return latest[0] if latest else None
+
+    def attempts(self, run_id: str) -> list[AttemptRecord]:
+        """The attempts of one run, in the order they started."""
+        sql = _SELECT_ATTEMPTS + " WHERE run_id = ? ORDER BY started_at, task, attempt"
+        with self._guarded() as conn:
+            return [_attempt_record(row) for row in conn.execute(sql, (run_id,))]
+
+    def succeeded_tasks(self, run_id: str) -> frozenset[str]:
+        """Tasks that succeeded in this run or any run it resumed from, transitively."""
+        sql = """
+            WITH RECURSIVE chain (run_id) AS (
+                SELECT ?
+                UNION
+                SELECT runs.resumed_from FROM runs JOIN chain USING (run_id)
+                WHERE runs.resumed_from IS NOT NULL
+            )
+            SELECT DISTINCT task FROM attempts
+            WHERE status = 'succeeded' AND run_id IN (SELECT run_id FROM chain)"""
+        with self._guarded() as conn:
+            return frozenset(row[0] for row in conn.execute(sql, (run_id,)))
+
+    def orphaned_attempts(self) -> list[AttemptRecord]:
+        """Spawned, unended attempts of runs whose owner process is gone: their groups may live."""
+        owners_sql = (
+            "SELECT run_id, owner_pid, owner_create_time FROM runs"
+            " WHERE run_id IN (SELECT run_id FROM attempts WHERE ended_at IS NULL)"
+        )
+        sql = _SELECT_ATTEMPTS + (
+            " WHERE run_id = ? AND ended_at IS NULL AND pgid IS NOT NULL"
+            " ORDER BY started_at, task, attempt"
+        )
+        with self._guarded() as conn:
+            owners = conn.execute(owners_sql).fetchall()
+            dead = [run_id for run_id, pid, created in owners if not _owner_alive(pid, created)]
+            return [_attempt_record(row) for run_id in dead for row in conn.execute(sql, (run_id,))]
+
+    def mark_orphans_reaped(self, records: Sequence[AttemptRecord], *, ended_at: float) -> None:
+        """End `records` as interrupted, and close every run whose owner is gone as crashed.
+
+        Call it even with no records: a run may have died between attempts, with none open.
+        """
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE attempts SET ended_at = ?, status = 'interrupted'"
+                " WHERE run_id = ? AND task = ? AND attempt = ? AND ended_at IS NULL",
+                [(ended_at, r.run_id, r.task, r.attempt) for r in records],
+            )
+            open_runs = conn.execute(
+                "SELECT run_id, owner_pid, owner_create_time FROM runs WHERE ended_at IS NULL"
+            ).fetchall()
+            dead = [
+                (run_id,) for run_id, pid, created in open_runs if not _owner_alive(pid, created)
+            ]
+            conn.executemany(
+                "UPDATE attempts SET ended_at = ?, status = 'interrupted'"
+                " WHERE run_id = ? AND ended_at IS NULL",
+                [(ended_at, run_id) for (run_id,) in dead],
+            )
+            conn.executemany(
+                "UPDATE runs SET ended_at = ?, status = 'crashed' WHERE run_id = ?",
+                [(ended_at, run_id) for (run_id,) in dead],
+            )
+
+    def estimates(self, tag: str, command_hashes: Mapping[str, str]) -> dict[str, float]:
+        """Mean duration of each task's last successful attempts with its current command.
+
+        Only attempts with the given command hash count, so changing a command resets its
+        history; tasks with no such attempt are absent.
+        """
+        sql = """
+            SELECT a.ended_at - a.started_at FROM attempts AS a JOIN runs AS r USING (run_id)
+            WHERE a.task = ? AND a.command_hash = ? AND a.status = 'succeeded' AND r.tag = ?
+            ORDER BY a.ended_at DESC LIMIT ?"""
+        result: dict[str, float] = {}
+        with self._guarded() as conn:
+            for task, command_hash in command_hashes.items():
+                params = (task, command_hash, tag, ESTIMATE_WINDOW)
+                durations = [row[0] for row in conn.execute(sql, params)]
+                if durations:
+                    result[task] = sum(durations) / len(durations)
+        return result
+
+    @staticmethod
+    def _fetch_run(conn: sqlite3.Connection, run_id: str) -> RunInfo | None:
+        sql = _SELECT_RUNS + " WHERE run_id = ?"
+        row = conn.execute(sql, (run_id,)).fetchone()
+        return None if row is None else _run_info(row)
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Set the connection's pragmas and create or check the schema."""
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")  # two ptx creating the schema at once must not both try
+        try:
+            _ensure_schema(conn, path)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        msg = f"{path} is not a usable ptx state store ({exc}); remove it to start afresh"
+        raise JournalError(msg) from exc
+
+
+def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return
+    # No migrations exist yet: schema 1 is the first. Refusing beats guessing at foreign data.
+    raise JournalError(
+        f"{path} has schema version {version}, this ptx reads version {SCHEMA_VERSION};"
+        " use the ptx that wrote it, or remove the file to start afresh"
+    )
+
+
+def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:
+    """A UTC timestamp (so ids sort by start, across DST) and a random suffix."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started_at))
+    while True:
+        run_id = f"{stamp}-{secrets.token_hex(2)}"
+        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+            return run_id
+
+
+def _owner_alive(pid: int, create_time: float) -> bool:
+    """Whether the process that owned a run still runs (and is not a reused pid)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(process.create_time() - create_time) < _CREATE_TIME_SLACK
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # it exists and we cannot tell: never reap what might be a live run
+
+
+def _check_status(status: str, allowed: frozenset[str]) -> None:
+    if status not in allowed:
+        raise ValueError(f"unknown status {status!r}; expected one of {sorted(allowed)}")
+
+
+def _run_info(row: sqlite3.Row) -> RunInfo:
+    fields = dict(zip(row.keys(), row, strict=True))
+    return RunInfo(**{**fields, "argv": tuple(json.loads(fields["argv"]))})
+
+
+def _attempt_record(row: sqlite3.Row) -> AttemptRecord:
+    return AttemptRecord(**dict(zip(row.keys(), row, strict=True)))
