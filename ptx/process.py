@@ -1,0 +1,450 @@
+"""The only place ptx starts or signals processes: own session, log file, TERM then KILL."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import select
+import signal
+import subprocess
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+SWEEP_GRACE_CAP = 1.0
+"""After a command ends on its own, processes it left behind get at most this long after SIGTERM."""
+
+_POLL_SLICE = 0.05  # without pidfd: stop and deadline are still noticed within this
+_SETTLE = 2.0  # SIGKILL is asynchronous: how long to wait for the kernel to finish the kills
+_CREATE_TIME_TOLERANCE = 0.01  # psutil create_time has clock-tick (10 ms) resolution
+_EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
+_EXIT_CANNOT_RUN = 126  # ...and for one it found but cannot execute
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessSpec:
+    """Everything needed to run one attempt; picklable, so it can travel to a Dask worker."""
+
+    argv: tuple[str, ...]  # already built; a shell command arrives as ("/bin/sh", "-c", cmd)
+    cwd: str
+    env: Mapping[str, str]  # the complete environment for the child
+    log_path: str  # stdout+stderr go here (opened for append, created with parents)
+    timeout: float | None  # seconds of wall time, None = no limit
+    grace: float = 5.0  # SIGTERM -> grace -> SIGKILL
+
+    def __post_init__(self) -> None:
+        if not self.argv:
+            raise ValueError("ProcessSpec.argv must not be empty")
+        # A plain dict copy: picklable (a MappingProxyType is not) and immune to later mutation.
+        object.__setattr__(self, "argv", tuple(self.argv))
+        object.__setattr__(self, "env", dict(self.env))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessOutcome:
+    """How one attempt ended."""
+
+    exit_code: int | None  # None when killed by a signal
+    signal: int | None  # the signal that ended the leader, if any
+    timed_out: bool
+    interrupted: bool  # ended because stop was requested
+    started_at: float  # time.time()
+    ended_at: float
+    pid: int  # == pgid (own session); 0 when nothing was spawned
+    error: str | None = None  # spawn failure, one line; exit_code 127/126 as a shell would
+
+
+class Stop:
+    """A stop request shared by all running attempts of one run; callable from any thread."""
+
+    __slots__ = ("__weakref__", "_immediate", "_immediate_pipe", "_requested", "_stop_pipe")
+
+    def __init__(self) -> None:
+        self._requested = False
+        self._immediate = False
+        # Level-triggered wake-ups: one byte is written and never read, so every poll() sees it.
+        self._stop_pipe = os.pipe()
+        self._immediate_pipe = os.pipe()
+        for fd in (*self._stop_pipe, *self._immediate_pipe):
+            weakref.finalize(self, os.close, fd)
+
+    def request(self, *, immediate: bool = False) -> None:
+        """Graceful: TERM, grace, KILL. Immediate: KILL now (also during a grace period)."""
+        # No lock, so a signal handler may call this: flags only go False -> True, and a
+        # duplicate wake-up byte from a racing caller is harmless.
+        if not self._requested:
+            self._requested = True
+            os.write(self._stop_pipe[1], b"s")
+        if immediate and not self._immediate:
+            self._immediate = True
+            os.write(self._immediate_pipe[1], b"k")
+
+    @property
+    def requested(self) -> bool:
+        return self._requested
+
+    @property
+    def immediate(self) -> bool:
+        return self._immediate
+
+    @property
+    def stop_fd(self) -> int:  # readable once any stop was requested, for poll()
+        return self._stop_pipe[0]
+
+    @property
+    def immediate_fd(self) -> int:  # readable once an immediate stop was requested
+        return self._immediate_pipe[0]
+
+
+def run_process(
+    spec: ProcessSpec, stop: Stop, on_start: Callable[[int, float], None] | None = None
+) -> ProcessOutcome:
+    """Run one attempt to the end; return when no process of its group is left. Never raises
+    for a command that cannot start: that is an outcome with `error` set."""
+    started_at = time.time()
+    try:
+        log = _open_log(spec.log_path)
+    except OSError as exc:
+        return _not_started(started_at, f"cannot open log {spec.log_path}: {exc.strerror}")
+    with log:
+        try:
+            proc = _spawn(spec, log)
+        except OSError as exc:
+            message, code = _spawn_error(spec, exc)
+            _note(log, message)
+            return _not_started(started_at, message, code)
+        leader = _Leader(proc)
+        try:
+            if on_start is not None:
+                on_start(leader.pgid, _create_time(leader.pgid))
+            return _supervise(spec, stop, leader, log, started_at)
+        finally:
+            leader.close()
+
+
+def _open_log(path: str) -> BinaryIO:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Path(path).open("ab", buffering=0)
+
+
+def _spawn(spec: ProcessSpec, log: BinaryIO) -> subprocess.Popen[bytes]:
+    # No preexec_fn: it would disable CPython's vfork fast path. Output goes straight to
+    # the log's file descriptor, so ptx never holds a byte of it in memory.
+    return subprocess.Popen(
+        spec.argv,
+        cwd=spec.cwd,
+        env=spec.env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _spawn_error(spec: ProcessSpec, exc: OSError) -> tuple[str, int]:
+    code = _EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else _EXIT_CANNOT_RUN
+    reason = (exc.strerror or str(exc)).lower()
+    if exc.filename is not None and exc.filename == spec.cwd != spec.argv[0]:
+        return f"cannot start {spec.argv[0]}: working directory {spec.cwd}: {reason}", code
+    return f"cannot start {spec.argv[0]}: {reason}", code
+
+
+def _not_started(started_at: float, message: str, code: int = _EXIT_CANNOT_RUN) -> ProcessOutcome:
+    return ProcessOutcome(
+        exit_code=code,
+        signal=None,
+        timed_out=False,
+        interrupted=False,
+        started_at=started_at,
+        ended_at=time.time(),
+        pid=0,
+        error=message,
+    )
+
+
+def _create_time(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        # A wrong value only makes kill_stale_group refuse to act, which is the safe side.
+        return time.time()
+
+
+def _note(log: BinaryIO, text: str) -> None:
+    """Append a `[ptx]` line to the log, on a line of its own."""
+    size = os.fstat(log.fileno()).st_size
+    # The log is open for append only (the child shares it), so peek through a reader.
+    with Path(log.name).open("rb") as reader:
+        starts_line = size == 0 or os.pread(reader.fileno(), 1, size - 1) == b"\n"
+    log.write(("" if starts_line else "\n").encode() + f"[ptx] {text}\n".encode())
+
+
+class _Leader:
+    """The spawned session leader: waits for its exit (pidfd when the kernel has it), reaps it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pgid = proc.pid
+        self._pidfd = _pidfd_open(proc.pid)
+
+    def wait(self, deadline: float | None, wake_fd: int) -> bool:
+        """True once the leader exited (reaped); False if `wake_fd` or `deadline` came first."""
+        if self.proc.returncode is not None:
+            return True
+        if self._pidfd is None:
+            return self._wait_polling(deadline, wake_fd)
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        poller.register(wake_fd, select.POLLIN)
+        while True:
+            events = poller.poll(_poll_ms(deadline))
+            if any(fd == self._pidfd for fd, _ in events):
+                self.proc.wait()
+                return True
+            if events or _passed(deadline):
+                return False
+
+    def _wait_polling(self, deadline: float | None, wake_fd: int) -> bool:
+        # Popen.wait(timeout) polls from 0.5 ms upwards, so a quick exit is still seen quickly.
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                self.proc.wait(_POLL_SLICE if remaining is None else min(_POLL_SLICE, remaining))
+            except subprocess.TimeoutExpired:
+                if _readable(wake_fd) or _passed(deadline):
+                    return False
+            else:
+                return True
+
+    def close(self) -> None:
+        """Kill and reap the group if it is still running (an error got us here); free the pidfd."""
+        if self.proc.returncode is None:
+            _signal_all(self.pgid, (), signal.SIGKILL)
+            self.proc.wait()
+            _wait_gone(self.pgid, (), time.monotonic() + _SETTLE, None)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+def _pidfd_open(pid: int) -> int | None:
+    # Linux >= 5.3: exit, deadline and stop are then one poll() with no polling loop.
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _poll_ms(deadline: float | None) -> int | None:
+    if deadline is None:
+        return None
+    return max(0, math.ceil((deadline - time.monotonic()) * 1000))
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _supervise(
+    spec: ProcessSpec, stop: Stop, leader: _Leader, log: BinaryIO, started_at: float
+) -> ProcessOutcome:
+    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+    timed_out = interrupted = False
+    if leader.wait(deadline, stop.stop_fd):
+        _sweep(leader, min(spec.grace, SWEEP_GRACE_CAP), stop, log)
+    else:
+        interrupted = stop.requested
+        timed_out = not interrupted
+        why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
+        first = "SIGKILL" if stop.immediate else "SIGTERM"
+        _note(log, f"{why}: {first} to process group {leader.pgid}")
+        _end(leader, _escapees(leader.pgid), spec.grace, stop, log)
+    code = leader.proc.returncode
+    return ProcessOutcome(
+        exit_code=code if code >= 0 else None,
+        signal=-code if code < 0 else None,
+        timed_out=timed_out,
+        interrupted=interrupted,
+        started_at=started_at,
+        ended_at=time.time(),
+        pid=leader.pgid,
+    )
+
+
+def _sweep(leader: _Leader, grace: float, stop: Stop, log: BinaryIO) -> None:
+    """The command ended on its own: end whatever it left running in its group."""
+    left = _live_members(leader.pgid, ())
+    if left:
+        first = "SIGKILL" if stop.immediate else "SIGTERM"
+        left_text = f"command ended, {len(left)} process(es) left"
+        _note(log, f"{left_text}: {first} to process group {leader.pgid}")
+        _end(leader, (), grace, stop, log)
+
+
+def _end(
+    leader: _Leader, escapees: tuple[psutil.Process, ...], grace: float, stop: Stop, log: BinaryIO
+) -> None:
+    """SIGTERM the group, wait up to `grace` (cut short by an immediate stop), SIGKILL the rest."""
+    pgid = leader.pgid
+    if not stop.immediate:
+        _signal_all(pgid, escapees, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        if leader.wait(deadline, stop.immediate_fd):
+            _wait_gone(pgid, escapees, deadline, stop.immediate_fd)
+        if leader.proc.returncode is None or _live_members(pgid, escapees):
+            why = "stop requested again" if stop.immediate else f"still running after {grace:g} s"
+            _note(log, f"{why}: SIGKILL to process group {pgid}")
+    _signal_all(pgid, escapees, signal.SIGKILL)
+    leader.proc.wait()
+    _wait_gone(pgid, escapees, time.monotonic() + _SETTLE, None)
+
+
+def _escapees(pgid: int) -> tuple[psutil.Process, ...]:
+    """Descendants of the leader that moved to another process group or session.
+
+    killpg cannot reach them (only a cgroup could contain them), so they are snapshotted
+    just before the group is signalled and signalled one by one."""
+    try:
+        tree = psutil.Process(pgid).children(recursive=True)
+    except psutil.Error:
+        return ()
+    return tuple(child for child in tree if _id_of(os.getpgid, child.pid) not in {pgid, None})
+
+
+def _id_of(get_id: Callable[[int], int], pid: int) -> int | None:
+    try:
+        return get_id(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _signal_all(pgid: int | None, processes: Iterable[psutil.Process], sig: int) -> None:
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+    for process in processes:
+        # psutil checks the create time first, so a pid reused meanwhile is never hit.
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+
+
+def _live_members(pgid: int, escapees: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """Processes of group `pgid` (and escapees) that still run; zombies do not count."""
+    live = [process for process in escapees if _is_live(process)]
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return live  # the common case costs one syscall
+    except PermissionError:
+        pass
+    # The group exists, but possibly only as zombies an init that does not reap keeps around.
+    return live + _group_scan(pgid)
+
+
+def _group_scan(pgid: int) -> list[psutil.Process]:
+    found = []
+    for pid in psutil.pids():
+        if _id_of(os.getpgid, pid) == pgid:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process = psutil.Process(pid)
+                if _is_live(process):
+                    found.append(process)
+    return found
+
+
+def _is_live(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def _wait_gone(
+    pgid: int, escapees: Iterable[psutil.Process], deadline: float, wake_fd: int | None
+) -> bool:
+    """Poll until nothing of the group is left (True), or `deadline` or `wake_fd` (False)."""
+    return _poll_until(lambda: not _live_members(pgid, escapees), deadline, wake_fd)
+
+
+def _poll_until(done: Callable[[], bool], deadline: float, wake_fd: int | None) -> bool:
+    # Off the hot path (leftover processes only): a backing-off poll is simple and cheap.
+    delay = 0.001
+    poller = select.poll()
+    if wake_fd is not None:
+        poller.register(wake_fd, select.POLLIN)
+    while not done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or poller.poll(math.ceil(min(delay, remaining) * 1000)):
+            return False
+        delay = min(delay * 2, 0.02)
+    return True
+
+
+def group_alive(pgid: int, create_time: float) -> bool:
+    """Whether anything of the group recorded at `create_time` still runs (see _stale_members)."""
+    return bool(_stale_members(pgid, create_time))
+
+
+def kill_stale_group(pgid: int, create_time: float, grace: float) -> bool:
+    """End what is left of a group recorded by a ptx that died: TERM, up to `grace`, KILL.
+
+    True if something was signalled. Only processes `_stale_members` vouches for are touched."""
+    members = _stale_members(pgid, create_time)
+    if not members:
+        return False
+    _signal_all(None, members, signal.SIGTERM)
+    if not _poll_until(lambda: not any(map(_is_live, members)), time.monotonic() + grace, None):
+        # Rescan: the group may have forked during the grace period.
+        _signal_all(None, [*members, *_stale_members(pgid, create_time)], signal.SIGKILL)
+        _poll_until(lambda: not _stale_members(pgid, create_time), time.monotonic() + _SETTLE, None)
+    return True
+
+
+def _stale_members(pgid: int, create_time: float) -> list[psutil.Process]:
+    """Live processes that provably belong to the group of leader `pgid` born at `create_time`.
+
+    If a process `pgid` exists, it must be that leader (same create time), else pid `pgid` was
+    reused, the old group is necessarily empty, and nothing is touched. If no process `pgid`
+    exists, a member must have pgid == sid == `pgid` (the leader called setsid) and have started
+    no earlier than the leader. Still possible, and accepted: pids wrapped around to `pgid`, the
+    new process called setsid too, then died while its children live on.
+    """
+    if pgid <= 1:
+        return []
+    try:
+        leader_time = psutil.Process(pgid).create_time()
+    except psutil.NoSuchProcess:
+        leader_time = None
+    except psutil.Error:
+        return []
+    if leader_time is not None and abs(leader_time - create_time) > _CREATE_TIME_TOLERANCE:
+        return []
+    return [
+        process
+        for process in _group_scan(pgid)
+        if _id_of(os.getsid, process.pid) == pgid and _started_since(process, create_time)
+    ]
+
+
+def _started_since(process: psutil.Process, create_time: float) -> bool:
+    try:
+        return process.create_time() >= create_time - _CREATE_TIME_TOLERANCE
+    except psutil.Error:
+        return False
