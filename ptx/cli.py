@@ -2,6 +2,308 @@
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-def main() -> int:
-    return 0
+import typer
+
+from ptx import __version__, export, taskmaster, validation, workflow
+from ptx import config as config_module
+from ptx.errors import ExitCode, PtxError, UsageError
+from ptx.plainview import PlainView
+from ptx.plan import make_plan
+from ptx.report import write_report_json
+from ptx.ui import Ui
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ptx.config import Config
+    from ptx.model import Finding, Project
+
+app = typer.Typer(
+    name="ptx",
+    help="Run a Taskmaster project's tasks in parallel, in dependency order, safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class _State:
+    debug = False
+    ui = Ui()
+
+
+class ValidateFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+class PlanFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+FileOption = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="tasks.json to read (default: found from the current dir)."),
+]
+TagOption = Annotated[
+    str | None, typer.Option("--tag", help="Tag to use (default: Taskmaster's current tag).")
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: config/parallel-execution.yaml)."),
+]
+JobsOption = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Tasks at once (default: config max_concurrency)."),
+]
+SubtasksOption = Annotated[
+    bool, typer.Option("--subtasks", help="Run subtasks as the units instead of whole tasks.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        _State.ui.data(f"ptx {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    *,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    _version_flag: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    _State.debug = debug
+
+
+@contextlib.contextmanager
+def _handled() -> Iterator[None]:
+    """The one place where errors become messages and exit codes."""
+    try:
+        yield
+    except PtxError as error:
+        if _State.debug:
+            raise
+        _State.ui.error(str(error))
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        _State.ui.error("interrupted")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def _load(file: Path | None, tag: str | None, config: Path | None) -> tuple[Project, Config]:
+    project = taskmaster.load_project(file=file, start=Path.cwd(), tag=tag, environ=os.environ)
+    for notice in project.notices:
+        _State.ui.notice(notice)
+    settings = config_module.load_config(config, root=project.root, environ=os.environ)
+    return project, settings
+
+
+def _display_path(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    return str(path)
+
+
+@app.command()
+def validate(
+    file: FileOption = None,
+    tag: TagOption = None,
+    config: ConfigOption = None,
+    *,
+    all_tags: Annotated[bool, typer.Option("--all-tags", help="Check every tag.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too.")] = False,
+    output: Annotated[
+        ValidateFormat, typer.Option("--format", help="Output format.")
+    ] = ValidateFormat.text,
+    as_json: JsonOption = False,
+) -> None:
+    """Check tasks.json and the config; exit 1 on errors (and warnings with --strict)."""
+    with _handled():
+        if all_tags and tag is not None:
+            raise UsageError("--tag and --all-tags exclude each other")
+        projects = (
+            taskmaster.load_all_tags(file=file, start=Path.cwd())
+            if all_tags
+            else (_load(file, tag, None)[0],)
+        )
+        settings = config_module.load_config(config, root=projects[0].root, environ=os.environ)
+        findings = [finding for project in projects for finding in _findings(project, settings)]
+        _show_findings(projects, findings, ValidateFormat.json if as_json else output)
+        if validation.has_errors(findings, strict=strict):
+            raise typer.Exit(ExitCode.FAILED)
+
+
+def _findings(project: Project, settings: Config) -> tuple[Finding, ...]:
+    options = {task.id: task.options for task in project.tasks.tasks if task.options.resources}
+    return validation.validate(
+        project.tasks,
+        satisfied=settings.satisfied_statuses,
+        options=options,
+        capacities=settings.resources,
+    )
+
+
+def _show_findings(
+    projects: tuple[Project, ...], findings: list[Finding], output: ValidateFormat
+) -> None:
+    path = _display_path(projects[0].path)
+    tags = [project.tasks.tag for project in projects]
+    if output is ValidateFormat.json:
+        _State.ui.data(export.findings_json(path, tags, findings))
+    elif output is ValidateFormat.github:
+        if findings:
+            _State.ui.data(export.findings_github(path, findings))
+    else:
+        count = sum(len(project.tasks.tasks) for project in projects)
+        _State.ui.display_findings(path, findings, count)
+
+
+@app.command()
+def plan(
+    file: FileOption = None,
+    tag: TagOption = None,
+    config: ConfigOption = None,
+    jobs: JobsOption = None,
+    *,
+    include_all: Annotated[
+        bool, typer.Option("--all", help="Ignore statuses: plan the whole graph.")
+    ] = False,
+    subtasks: SubtasksOption = False,
+    output: Annotated[
+        PlanFormat, typer.Option("--format", help="Output format.")
+    ] = PlanFormat.text,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the parallel groups, the critical path and the predicted speedup."""
+    with _handled():
+        project, settings = _load(file, tag, config)
+        result = make_plan(
+            project.tasks,
+            jobs=jobs or settings.max_concurrency,
+            satisfied=settings.satisfied_statuses,
+            subtasks=subtasks,
+            include_all=include_all,
+        )
+        output = PlanFormat.json if as_json else output
+        if output is PlanFormat.json:
+            _State.ui.data(export.plan_json(result))
+        elif output is PlanFormat.mermaid:
+            _State.ui.data(export.plan_mermaid(result))
+        elif output is PlanFormat.dot:
+            _State.ui.data(export.plan_dot(result))
+        else:
+            _State.ui.display_plan(result)
+
+
+@app.command()
+def run(
+    targets: Annotated[
+        list[str] | None, typer.Argument(help="Only these tasks and what they depend on.")
+    ] = None,
+    file: FileOption = None,
+    tag: TagOption = None,
+    config: ConfigOption = None,
+    jobs: JobsOption = None,
+    *,
+    subtasks: SubtasksOption = False,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0.001, help="Seconds per task attempt.")
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", min=0, help="Extra attempts for a failed task.")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="After a failure, start nothing more.")
+    ] = False,
+    update_status: Annotated[
+        bool | None,
+        typer.Option("--update-status/--no-update-status", help="Write statuses to tasks.json."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the last run: skip what succeeded.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Print the order and commands; run nothing.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only failures and the summary.")
+    ] = False,
+    report_json: Annotated[
+        Path | None, typer.Option("--report-json", help="Write the report as JSON here.")
+    ] = None,
+) -> None:
+    """Run the tasks: every ready task starts as soon as a slot is free."""
+    with _handled():
+        request = workflow.RunRequest(
+            file=file,
+            tag=tag,
+            config=config,
+            cwd=Path.cwd(),
+            environ=dict(os.environ),
+            jobs=jobs,
+            subtasks=subtasks,
+            targets=tuple(targets or ()),
+            timeout=timeout,
+            retries=retries,
+            fail_fast=fail_fast,
+            update_status=update_status,
+            resume=resume,
+            argv=tuple(sys.argv),
+        )
+        if dry_run:
+            _show_dry_run(request)
+            return
+        try:
+            result = workflow.execute(request, PlainView(sys.stderr, quiet=quiet))
+        except workflow.ValidationFailedError as error:
+            path = _display_path(Path(file) if file else Path("tasks.json"))
+            for finding in error.findings:
+                _State.ui.err.print(export.finding_line(path, finding))
+            raise
+        _State.ui.display_report(result)
+        if report_json is not None:
+            write_report_json(result, report_json)
+        raise typer.Exit(_RUN_EXIT[result.status])
+
+
+_RUN_EXIT = {
+    "succeeded": ExitCode.OK,
+    "failed": ExitCode.FAILED,
+    "interrupted": ExitCode.INTERRUPTED,
+}
+
+
+def _show_dry_run(request: workflow.RunRequest) -> None:
+    prepared, lines = workflow.dry_run(request)
+    _State.ui.notice(
+        f"dry run: {len(lines)} tasks with -j {prepared.jobs}, in the order they would start"
+    )
+    for unit, command in lines:
+        _State.ui.data(f"{unit}\t{command}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ptx` script; returns the exit code (usage errors are 2)."""
+    try:
+        app(args=argv, prog_name="ptx")
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else ExitCode.BAD_INPUT
+    return ExitCode.OK

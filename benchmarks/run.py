@@ -1,0 +1,169 @@
+"""`make bench`: ptx side by side with its floors and peers, medians of repeated runs.
+
+Cases:
+  big-graph  validate and plan of a 100,000-task file (~250,000 edges) against a bare script
+             that only does json.load + graphlib static_order on the same file.
+  no-op      2,000 tasks running `true` at -j 2 against `make -j2` on the equivalent Makefile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+PTX = Path(sys.executable).with_name("ptx")
+
+FLOOR = """
+import json, sys
+from graphlib import TopologicalSorter
+tasks = json.load(open(sys.argv[1]))["tasks"]
+list(TopologicalSorter({t["id"]: t["dependencies"] for t in tasks}).static_order())
+"""
+
+
+def generate(path: Path, count: int, edges_per_task: float, command: list[str] | None) -> int:
+    """A legacy-layout tasks.json whose dependencies point only backwards (acyclic)."""
+    rng = random.Random(count)
+    tasks, edges = [], 0
+    for number in range(1, count + 1):
+        fan = min(number - 1, rng.choice((0, 1, 2, 3, 4)) if edges_per_task else 0)
+        deps = sorted(rng.sample(range(max(1, number - 50), number), fan)) if fan else []
+        edges += len(deps)
+        task = {
+            "id": number,
+            "title": f"Task {number}",
+            "description": "generated",
+            "status": "pending",
+            "dependencies": deps,
+            "priority": "medium",
+        }
+        if command:
+            task["metadata"] = {"ptx": {"command": command}}
+        tasks.append(task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"tasks": tasks}, indent=2))
+    return edges
+
+
+# A fresh wrapper per measurement, so ru_maxrss is the peak of that one command alone.
+MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode
+wall = time.perf_counter() - start
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, code)
+"""
+
+
+def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and the peak RSS in MB of one child command."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *argv], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    wall, peak, code = done.stdout.split()
+    if int(code) not in (0, 1):
+        sys.exit(f"{argv} failed ({code})")
+    return float(wall), float(peak)
+
+
+def medians(cases: dict[str, list[str]], cwd: Path, repeat: int) -> dict[str, tuple[float, float]]:
+    """Rounds interleave the cases, so a noisy moment hurts all of them alike."""
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, argv in cases.items():
+            runs[name].append(timed(argv, cwd))
+    return {
+        name: (statistics.median(r[0] for r in got), max(r[1] for r in got))
+        for name, got in runs.items()
+    }
+
+
+def big_graph(repeat: int) -> list[str]:
+    folder = OUT / "big"
+    path = folder / "tasks.json"
+    edges = generate(path, 100_000, 2.5, None)
+    floor_script = folder / "floor.py"
+    floor_script.write_text(FLOOR)
+    rows = [f"100,000 tasks, {edges:,} edges, {path.stat().st_size / 1e6:.0f} MB file"]
+    cases = {
+        "floor (json.load + static_order)": [sys.executable, str(floor_script), str(path)],
+        "ptx validate": [str(PTX), "validate", "-f", str(path)],
+        "ptx plan --format json": [str(PTX), "plan", "-f", str(path), "--format", "json"],
+    }
+    results = medians(cases, folder, repeat)
+    floor = results["floor (json.load + static_order)"][0]
+    rows.extend(
+        f"{name:36} median {wall:6.2f} s  ratio {wall / floor:4.2f}x  peak RSS {rss:5.0f} MB"
+        for name, (wall, rss) in results.items()
+    )
+    return rows
+
+
+def no_op(repeat: int) -> list[str]:
+    if shutil.which("make") is None:
+        return ["no-op: make not found, skipped"]
+    folder = OUT / "noop"
+    shutil.rmtree(folder, ignore_errors=True)
+    path = folder / "tasks.json"
+    generate(path, 2000, 2.0, ["true"])
+    tasks = json.loads(path.read_text())["tasks"]
+    makefile = ["all: " + " ".join(f"t{task['id']}" for task in tasks), ".PHONY: all"]
+    for task in tasks:
+        deps = " ".join(f"t{dep}" for dep in task["dependencies"])
+        makefile += [f"t{task['id']}: {deps}", "\t@true", f".PHONY: t{task['id']}"]
+    (folder / "Makefile").write_text("\n".join(makefile) + "\n")
+    results = medians(
+        {
+            "make": ["make", "-s", "-j2"],
+            "ptx": [str(PTX), "run", "-f", str(path), "-j", "2", "-q"],
+        },
+        folder,
+        repeat,
+    )
+    (make_wall, _), (ptx_wall, rss) = results["make"], results["ptx"]
+    per_task = (ptx_wall / 2000) * 2 * 1000  # two workers: each dispatch costs this much slot time
+    return [
+        "2,000 no-op tasks (`true`), -j 2",
+        f"{'make -j2':36} median {make_wall:6.2f} s",
+        (
+            f"{'ptx run -j 2':36} median {ptx_wall:6.2f} s  ratio {ptx_wall / make_wall:4.2f}x"
+            f"  peak RSS {rss:5.0f} MB  ~{per_task:.2f} ms per task per worker"
+        ),
+    ]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with Path("/proc/meminfo").open() as handle:
+        mem_kb = int(handle.readline().split()[1])
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"{mem_kb / 1024 / 1024:.0f} GiB, Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("cases", nargs="*", default=["big-graph", "no-op"])
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M')}, medians of {args.repeat} runs")
+    for case in args.cases:
+        rows = big_graph(args.repeat) if case == "big-graph" else no_op(args.repeat)
+        print("\n".join(["", *rows]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""What a run tells its views: frozen events and the results they carry; no terminal code."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ptx.model import TaskId
+
+
+class Status(str, enum.Enum):
+    """Final status of a task in a run (the report's vocabulary)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+    NOT_RUN = "not-run"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResult:
+    id: TaskId
+    title: str
+    status: Status
+    exit_code: int | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    log: str | None = None
+    reason: str | None = None  # why it was skipped or not run
+    command: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    run_id: str
+    status: str  # succeeded | failed | interrupted
+    jobs: int
+    started_at: float
+    ended_at: float
+    tasks: tuple[TaskResult, ...]
+    dependencies: dict[TaskId, tuple[TaskId, ...]]  # the work graph, for the report's figures
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted:
+    run_id: str
+    jobs: int
+    total: int
+    log_dir: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted:
+    id: TaskId
+    title: str
+    attempt: int
+    command: str
+    log: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFinished:
+    id: TaskId
+    attempt: int
+    status: Status
+    exit_code: int | None
+    duration: float
+    log: str
+    retry_in: float | None = None  # set when another attempt follows after this many seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSkipped:
+    id: TaskId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice:
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished:
+    result: RunResult
+
+
+Event = RunStarted | TaskStarted | TaskFinished | TaskSkipped | Notice | RunFinished
+
+
+class Listener(Protocol):
+    def __call__(self, event: Event) -> None: ...

@@ -1,0 +1,400 @@
+"""A run: the ready queue feeds a bounded pool; one thread owns every piece of scheduler state."""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import queue
+import random
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ptx import commands, process, schedule
+from ptx.events import (
+    Notice,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    Status,
+    TaskFinished,
+    TaskResult,
+    TaskSkipped,
+    TaskStarted,
+)
+from ptx.journal import log_path
+from ptx.model import id_key
+from ptx.statusfile import StatusWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from pathlib import Path
+    from types import FrameType
+
+    from ptx.config import Config
+    from ptx.events import Listener
+    from ptx.graph import Graph
+    from ptx.journal import Journal
+    from ptx.model import Project, Task, TaskId
+
+# An estimate-derived timeout never drops below this: a task measured at 10 ms must not be
+# killed because the machine hiccupped.
+MIN_DERIVED_TIMEOUT = 5.0
+_POLL_SECONDS = 0.1  # how often the loop looks at signals when nothing else happens
+_MAX_BACKOFF = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    jobs: int
+    timeout: float | None = None
+    retries: int | None = None
+    fail_fast: bool = False
+    update_status: bool = False
+    resumed_from: str | None = None
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Finished:
+    unit: TaskId
+    attempt: int
+    outcome: process.ProcessOutcome
+
+
+@dataclass(slots=True)
+class _Track:
+    """What the loop knows about one unit while the run goes on."""
+
+    task: Task
+    attempts: int = 0
+    first_started: float | None = None
+    last_ended: float | None = None
+    exit_code: int | None = None
+    status: Status = Status.NOT_RUN
+    reason: str | None = None
+    log: str | None = None
+    command: str | None = None
+
+
+class Run:
+    """One `ptx run`: create with the work graph, call `execute()` once from the main thread."""
+
+    def __init__(  # noqa: PLR0913 - the collaborators of a run, each needed
+        self,
+        *,
+        project: Project,
+        config: Config,
+        work: Graph,
+        estimates: Mapping[TaskId, float],
+        journal: Journal,
+        state_dir: Path,
+        options: RunOptions,
+        listener: Listener,
+    ) -> None:
+        self.project, self.config, self.work = project, config, work
+        self.estimates, self.journal, self.state_dir = estimates, journal, state_dir
+        self.options, self.emit = options, listener
+        self.queue = schedule.ReadyQueue(work, schedule.rank_keys(work, estimates or None))
+        self.tracks = {unit: _Track(task=task) for unit, task in work.nodes.items()}
+        self.inbox: queue.Queue[_Finished] = queue.Queue()
+        self.stop = process.Stop()
+        self.running: set[TaskId] = set()
+        self.delayed: list[tuple[float, TaskId]] = []  # retries waiting for their backoff
+        self.starting = True  # false once fail-fast or an interrupt stops new starts
+        self.signals = 0
+        self.status_writer = StatusWriter(project, enabled=options.update_status, emit=listener)
+        self.run_id = ""
+
+    def execute(self) -> RunResult:
+        started = time.time()
+        self.run_id = self.journal.start_run(
+            tag=self.project.tasks.tag,
+            jobs=self.options.jobs,
+            tasks_file=str(self.project.path),
+            argv=self.options.argv,
+            resumed_from=self.options.resumed_from,
+        )
+        self.context = commands.RunContext(
+            root=self.project.root,
+            tag=self.project.tasks.tag,
+            run_id=self.run_id,
+            base_env=dict(os.environ),
+        )
+        log_dir = self.state_dir / "logs" / self.run_id
+        self.emit(
+            RunStarted(
+                run_id=self.run_id,
+                jobs=self.options.jobs,
+                total=len(self.tracks),
+                log_dir=str(log_dir),
+            )
+        )
+        with _signals_caught(self._on_signal), ThreadPoolExecutor(self.options.jobs) as pool:
+            self._loop(pool)
+        result = self._result(started)
+        self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
+        self.emit(RunFinished(result=result))
+        return result
+
+    def _loop(self, pool: ThreadPoolExecutor) -> None:
+        while self.running or (self.starting and not self.queue.is_finished()):
+            self._react_to_signals()
+            self._release_due_retries()
+            while self.starting and len(self.running) < self.options.jobs:
+                unit = self.queue.take()
+                if unit is None:
+                    break
+                self._start(pool, unit)
+            self._wait_for_one()
+
+    def _wait_for_one(self) -> None:
+        timeout = _POLL_SECONDS
+        if self.delayed:
+            timeout = min(timeout, max(0.0, self.delayed[0][0] - time.monotonic()))
+        with contextlib.suppress(queue.Empty):
+            self._on_finished(self.inbox.get(timeout=timeout))
+            while True:  # drain whatever else finished meanwhile before starting more
+                self._on_finished(self.inbox.get_nowait())
+
+    def _start(self, pool: ThreadPoolExecutor, unit: TaskId) -> None:
+        track = self.tracks[unit]
+        track.attempts += 1
+        attempt = track.attempts
+        path = log_path(self.state_dir, self.run_id, unit, attempt)
+        task_json = path.with_name(f"{unit}.task.json")
+        commands.write_task_json(track.task, task_json)
+        call = commands.invocation(
+            track.task, self.config, self.context, attempt=attempt, task_json=task_json
+        )
+        started = time.time()
+        self.journal.attempt_started(
+            run_id=self.run_id,
+            task=unit,
+            attempt=attempt,
+            command_hash=call.command_hash,
+            log_path=str(path),
+            started_at=started,
+        )
+        if track.first_started is None:
+            track.first_started = started
+            self.status_writer.started(unit)
+        track.log, track.command = str(path), _display(call.argv)
+        spec = process.ProcessSpec(
+            argv=call.argv,
+            cwd=call.cwd,
+            env=call.env,
+            log_path=str(path),
+            timeout=self._timeout(track.task),
+            grace=self.config.kill_grace_seconds,
+        )
+        self.running.add(unit)
+        self.emit(
+            TaskStarted(
+                id=unit,
+                title=track.task.title,
+                attempt=attempt,
+                command=track.command,
+                log=track.log,
+            )
+        )
+        pool.submit(self._attempt, unit, attempt, spec)
+
+    def _attempt(self, unit: TaskId, attempt: int, spec: process.ProcessSpec) -> None:
+        """Runs in a pool thread: only the process and the journal's spawn record happen here."""
+
+        def spawned(pgid: int, create_time: float) -> None:
+            self.journal.attempt_spawned(
+                run_id=self.run_id, task=unit, attempt=attempt, pgid=pgid, create_time=create_time
+            )
+
+        try:
+            outcome = process.run_process(spec, self.stop, on_start=spawned)
+        except Exception as error:  # noqa: BLE001 - the loop must hear about every attempt
+            now = time.time()
+            outcome = process.ProcessOutcome(
+                exit_code=None,
+                signal=None,
+                timed_out=False,
+                interrupted=False,
+                started_at=now,
+                ended_at=now,
+                pid=0,
+                error=f"ptx could not run the task: {error}",
+            )
+        self.inbox.put(_Finished(unit=unit, attempt=attempt, outcome=outcome))
+
+    def _on_finished(self, message: _Finished) -> None:
+        unit, outcome = message.unit, message.outcome
+        track = self.tracks[unit]
+        status = _status_of(outcome)
+        self.running.discard(unit)
+        track.last_ended, track.exit_code, track.status = (
+            outcome.ended_at,
+            outcome.exit_code,
+            status,
+        )
+        self.journal.attempt_ended(
+            run_id=self.run_id,
+            task=unit,
+            attempt=message.attempt,
+            ended_at=outcome.ended_at,
+            exit_code=outcome.exit_code,
+            status=status.value,
+        )
+        retry_in = self._retry_delay(track) if status in _RETRYABLE else None
+        self.emit(
+            TaskFinished(
+                id=unit,
+                attempt=message.attempt,
+                status=status,
+                exit_code=outcome.exit_code,
+                duration=outcome.ended_at - outcome.started_at,
+                log=track.log or "",
+                retry_in=retry_in,
+            )
+        )
+        if status is Status.SUCCEEDED:
+            self.queue.done(unit)
+            self.status_writer.succeeded(unit)
+        elif retry_in is not None:
+            heapq.heappush(self.delayed, (time.monotonic() + retry_in, unit))
+        elif status is not Status.INTERRUPTED:
+            self._give_up(unit)
+
+    def _give_up(self, unit: TaskId) -> None:
+        self.status_writer.failed(unit)
+        for dependent in self.queue.fail(unit):
+            reason = f"dependency {unit} {self.tracks[unit].status.value}"
+            self.tracks[dependent].status, self.tracks[dependent].reason = Status.SKIPPED, reason
+            self.emit(TaskSkipped(id=dependent, reason=reason))
+        if self.options.fail_fast and self.starting:
+            self.starting = False
+            self.emit(Notice(message=f"task {unit} failed: --fail-fast starts nothing more"))
+
+    def _retry_delay(self, track: _Track) -> float | None:
+        allowed = self._retries(track.task)
+        if not self.starting or track.attempts > allowed:
+            return None
+        base = self.config.retry_backoff_seconds * 2.0 ** (track.attempts - 1)
+        return min(_MAX_BACKOFF, base) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+
+    def _release_due_retries(self) -> None:
+        now = time.monotonic()
+        while self.delayed and (self.delayed[0][0] <= now or not self.starting):
+            _, unit = heapq.heappop(self.delayed)
+            if self.starting:
+                self.queue.put_back(unit)
+            else:  # fail-fast or an interrupt came while it waited: its last failure stands
+                self._give_up(unit)
+
+    def _retries(self, task: Task) -> int:
+        options = commands.effective_options(task, self.config)
+        if options.retries is not None:
+            return options.retries
+        return self.options.retries if self.options.retries is not None else self.config.retries
+
+    def _timeout(self, task: Task) -> float | None:
+        """Per task, then --timeout, then the config default, then multiplier x estimate."""
+        options = commands.effective_options(task, self.config)
+        for seconds in (options.timeout_seconds, self.options.timeout):
+            if seconds is not None:
+                return seconds
+        if self.config.default_timeout_seconds is not None:
+            return self.config.default_timeout_seconds
+        estimate = self.estimates.get(task.id)
+        if estimate is None:
+            return None
+        multiplier = self.config.safety_thresholds.timeout_multiplier
+        return max(multiplier * estimate, MIN_DERIVED_TIMEOUT)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only counts: the loop acts on it, so no lock is ever taken inside a signal handler.
+        del signum
+        self.signals += 1
+
+    def _react_to_signals(self) -> None:
+        if not self.signals or (self.stop.requested and not self._escalate()):
+            return
+        immediate = self.signals >= 2
+        if self.starting or immediate:
+            how = "killing tasks now" if immediate else "stopping tasks (Ctrl-C again to kill)"
+            self.emit(Notice(message=f"interrupted: {how}", warning=True))
+        self.starting = False
+        self.stop.request(immediate=immediate)
+
+    def _escalate(self) -> bool:
+        return self.signals >= 2 and not self.stop.immediate
+
+    def _result(self, started: float) -> RunResult:
+        results = tuple(self._task_result(unit) for unit in sorted(self.tracks, key=id_key))
+        statuses = {result.status for result in results}
+        if self.signals:
+            status = "interrupted"
+        elif statuses <= {Status.SUCCEEDED}:
+            status = "succeeded"
+        else:
+            status = "failed"
+        return RunResult(
+            run_id=self.run_id,
+            status=status,
+            jobs=self.options.jobs,
+            started_at=started,
+            ended_at=time.time(),
+            tasks=results,
+            dependencies=dict(self.work.deps),
+        )
+
+    def _task_result(self, unit: TaskId) -> TaskResult:
+        track = self.tracks[unit]
+        reason = track.reason
+        if track.status is Status.NOT_RUN and reason is None:
+            reason = "interrupted before it started" if self.signals else "stopped by --fail-fast"
+        return TaskResult(
+            id=unit,
+            title=track.task.title,
+            status=track.status,
+            exit_code=track.exit_code,
+            attempts=track.attempts,
+            started_at=track.first_started,
+            ended_at=track.last_ended,
+            log=track.log,
+            reason=reason,
+            command=track.command,
+        )
+
+
+_RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
+
+
+def _status_of(outcome: process.ProcessOutcome) -> Status:
+    if outcome.interrupted:
+        return Status.INTERRUPTED
+    if outcome.timed_out:
+        return Status.TIMEOUT
+    return Status.SUCCEEDED if outcome.exit_code == 0 else Status.FAILED
+
+
+def _display(argv: tuple[str, ...]) -> str:
+    if argv[:2] == ("/bin/sh", "-c") and len(argv) == 3:
+        return argv[2]
+    return " ".join(argv)
+
+
+@contextlib.contextmanager
+def _signals_caught(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP go to `handler` for the run; outside the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, handler) for number in caught}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)

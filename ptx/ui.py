@@ -1,0 +1,206 @@
+"""The terminal: one stdout console for data, one stderr console for messages, Rich views."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ptx.export import finding_line
+from ptx.model import Severity
+from ptx.report import figures, log_tail
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+
+    from ptx.events import RunResult, TaskResult
+    from ptx.model import Finding
+    from ptx.plan import Plan
+
+_TITLE_WIDTH = 60
+
+
+class Ui:
+    """Everything ptx prints goes through here; markup is off so task text stays literal."""
+
+    def __init__(self, *, out: Console | None = None, err: Console | None = None) -> None:
+        self.out = out or Console(markup=False, highlight=False, soft_wrap=True)
+        self.err = err or Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+    def data(self, text: str) -> None:
+        """Machine-readable output: written as is, never styled or wrapped."""
+        self.out.file.write(text if text.endswith("\n") else text + "\n")
+        self.out.file.flush()
+
+    def notice(self, message: str) -> None:
+        self.err.print(Text("ptx: " + message, style="cyan"))
+
+    def warning(self, message: str) -> None:
+        self.err.print(Text("ptx: warning: " + message, style="yellow"))
+
+    def error(self, message: str) -> None:
+        for line in message.splitlines() or [""]:
+            self.err.print(Text("ptx: error: " + line, style="bold red"))
+
+    def display_findings(self, file: str, findings: Sequence[Finding], task_count: int) -> None:
+        for finding in findings:
+            style = "red" if finding.severity is Severity.ERROR else "yellow"
+            self.out.print(Text(finding_line(file, finding), style=style))
+        errors = sum(1 for finding in findings if finding.severity is Severity.ERROR)
+        summary = (
+            f"{_count(errors, 'error')}, {_count(len(findings) - errors, 'warning')} "
+            f"in {_count(task_count, 'task')}"
+        )
+        self.err.print(Text(summary, style="bold red" if errors else "green"))
+
+    def display_report(self, result: RunResult) -> None:
+        for part in run_report(result):
+            self.out.print(part)
+
+    def display_plan(self, plan: Plan) -> None:
+        self.out.print(_plan_header(plan))
+        if plan.groups:
+            self.out.print(_groups_table(plan))
+        self.out.print(_critical_path_text(plan))
+        self.out.print(_prediction_text(plan))
+        for unit, reason in plan.blocked:
+            self.out.print(Text(f"blocked {unit}: {reason}", style="yellow"))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _plan_header(plan: Plan) -> Text:
+    text = Text(f"tag {plan.tag}: ", style="bold")
+    text.append(f"{_count(len(plan.work.nodes), 'task')} to run in ")
+    text.append(f"{_count(len(plan.groups), 'parallel group')}, ")
+    text.append(f"{len(plan.satisfied)} already done, {len(plan.blocked)} blocked")
+    return text
+
+
+def _groups_table(plan: Plan) -> Table:
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("group", justify="right")
+    table.add_column("id", justify="right")
+    table.add_column("task", overflow="ellipsis", no_wrap=True, max_width=_TITLE_WIDTH)
+    table.add_column("priority")
+    table.add_column("estimate", justify="right")
+    critical = set(plan.critical_path.tasks)
+    for number, group in enumerate(plan.groups, start=1):
+        for index, unit in enumerate(group):
+            task = plan.work.nodes[unit]
+            seconds = plan.estimates.get(unit)
+            table.add_row(
+                str(number) if index == 0 else "",
+                Text(unit, style="bold red" if unit in critical else ""),
+                Text(task.title),
+                task.priority,
+                "" if seconds is None else _seconds(seconds),
+                end_section=index == len(group) - 1,
+            )
+    return table
+
+
+def _critical_path_text(plan: Plan) -> Text:
+    path = plan.critical_path
+    if not path.tasks:
+        return Text("nothing to run", style="green")
+    text = Text("critical path: ", style="bold")
+    text.append(" -> ".join(path.tasks), style="red")
+    length = _count(path.steps, "step")
+    if path.seconds is not None:
+        length = f"{_seconds(path.seconds)}, {length}"
+    text.append(f" ({length})")
+    return text
+
+
+def _prediction_text(plan: Plan) -> Text:
+    predicted = plan.predicted
+    if predicted is None:
+        return Text("no estimates: add metadata.ptx.estimate_seconds or run once for history")
+    text = Text(f"predicted with -j {plan.jobs}: ", style="bold")
+    text.append(f"{_seconds(predicted.makespan_seconds)} for {_seconds(predicted.work_seconds)}")
+    text.append(f" of work, speedup {predicted.speedup:.2f}x")
+    if predicted.best_jobs is not None:
+        text.append(f"; more than -j {predicted.best_jobs} does not help")
+    return text
+
+
+def _seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:04.1f} s"
+
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "timeout": "bold red",
+    "skipped": "yellow",
+    "interrupted": "magenta",
+    "not-run": "dim",
+}
+
+
+def run_report(result: RunResult) -> list[RenderableType]:
+    """The final report: every task, then the figures, then ninja-style FAILED blocks."""
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    for column, justify in (
+        ("id", "right"),
+        ("task", "left"),
+        ("status", "left"),
+        ("time", "right"),
+        ("tries", "right"),
+        ("exit", "right"),
+        ("log", "left"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=column == "task", max_width=40)  # type: ignore[arg-type]
+    for task in result.tasks:
+        duration = task.duration
+        table.add_row(
+            task.id,
+            Text(task.title),
+            Text(task.status.value, style=_STATUS_STYLE.get(task.status.value, "")),
+            "" if duration is None else _seconds(duration),
+            str(task.attempts),
+            "" if task.exit_code is None else str(task.exit_code),
+            Text(task.log or task.reason or ""),
+        )
+    parts: list[RenderableType] = [table, _figures_text(result)]
+    parts.extend(_failed_block(task) for task in result.tasks if task.status.value in _FAILED)
+    return parts
+
+
+_FAILED = frozenset({"failed", "timeout", "interrupted"})
+
+
+def _figures_text(result: RunResult) -> Text:
+    numbers = figures(result)
+    text = Text()
+    text.append(f"wall {_seconds(numbers.wall)}, work {_seconds(numbers.work)}, ")
+    text.append(f"speedup {numbers.speedup:.2f}x on {result.jobs} workers ")
+    text.append(f"(efficiency {numbers.efficiency:.0%})\n")
+    text.append("critical path ")
+    text.append(" -> ".join(numbers.critical_path) or "-", style="red")
+    text.append(
+        f" {_seconds(numbers.critical_seconds)}; bound max(L, W/P) {_seconds(numbers.bound)}"
+    )
+    text.append(f", optimality {numbers.optimality:.0%}; ")
+    text.append(f"level-by-level would take {_seconds(numbers.level_barrier)}")
+    return text
+
+
+def _failed_block(task: TaskResult) -> Text:
+    code = "" if task.exit_code is None else f" (exit {task.exit_code})"
+    text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
+    text.append(Text(f"{task.command or ''}\n", style="dim"))
+    for line in log_tail(task.log):
+        text.append(Text(line + "\n"))
+    text.append(Text(f"full log: {task.log}", style="dim"))
+    return text

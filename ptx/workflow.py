@@ -1,0 +1,195 @@
+"""`ptx run` as a pipeline of small steps: load, check, select, reap, resume, execute."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ptx import commands, plan, process, schedule, taskmaster, validation
+from ptx import config as config_module
+from ptx.errors import ExitCode, PtxError, UsageError
+from ptx.journal import Journal, run_lock
+from ptx.model import Severity, id_key
+from ptx.runner import Run, RunOptions
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from ptx.config import Config
+    from ptx.events import Listener, RunResult
+    from ptx.model import Finding, Project, TaskId
+
+STATE_DIR = ".ptx"
+
+
+class ValidationFailedError(PtxError):
+    """The task list has errors: nothing may run until they are fixed."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = tuple(findings)
+        super().__init__(f"{len(findings)} validation error(s): fix them or run `ptx validate`")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    file: Path | None
+    tag: str | None
+    config: Path | None
+    cwd: Path
+    environ: Mapping[str, str]
+    jobs: int | None = None
+    subtasks: bool = False
+    targets: tuple[TaskId, ...] = ()
+    timeout: float | None = None
+    retries: int | None = None
+    fail_fast: bool = False
+    update_status: bool | None = None
+    resume: bool = False
+    argv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    project: Project
+    config: Config
+    plan: plan.Plan
+    jobs: int
+    history: Mapping[TaskId, float]
+
+
+def load(request: RunRequest) -> tuple[Project, Config]:
+    project = taskmaster.load_project(
+        file=request.file, start=request.cwd, tag=request.tag, environ=request.environ
+    )
+    config = config_module.load_config(request.config, root=project.root, environ=request.environ)
+    return project, config
+
+
+def prepare(
+    request: RunRequest, project: Project, config: Config, journal: Journal | None
+) -> Prepared:
+    """Refuse broken input, then select the work and the estimates that order it."""
+    _refuse_errors(project, config)
+    jobs = effective_jobs(request.jobs, config)
+    history = journal.estimates(project.tasks.tag, _hashes(project, config)) if journal else {}
+    done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
+    chosen = plan.make_plan(
+        project.tasks,
+        jobs=jobs,
+        satisfied=config.satisfied_statuses,
+        subtasks=request.subtasks,
+        targets=request.targets,
+        history=history,
+        done=done,
+    )
+    missing = commands.missing_commands(chosen.work.nodes.values(), config)
+    if missing:
+        listed = ", ".join(sorted(missing, key=id_key))
+        raise UsageError(
+            f"no command for task(s) {listed}: set metadata.ptx.command, "
+            "tasks.<id>.command or the config's command template"
+        )
+    return Prepared(project=project, config=config, plan=chosen, jobs=jobs, history=history)
+
+
+def effective_jobs(requested: int | None, config: Config) -> int:
+    """-j (or max_concurrency), capped by max_concurrent_tasks; 1 when parallelism is off."""
+    if not config.enabled:
+        return 1  # the kill switch: one task at a time
+    return min(requested or config.max_concurrency, config.resource_limits.max_concurrent_tasks)
+
+
+def _refuse_errors(project: Project, config: Config) -> None:
+    options = {task.id: commands.effective_options(task, config) for task in project.tasks.tasks}
+    findings = validation.validate(
+        project.tasks,
+        satisfied=config.satisfied_statuses,
+        options={key: value for key, value in options.items() if value.resources},
+        capacities=config.resources,
+    )
+    errors = [finding for finding in findings if finding.severity is Severity.ERROR]
+    if errors:
+        raise ValidationFailedError(errors)
+
+
+def _hashes(project: Project, config: Config) -> dict[TaskId, str]:
+    hashes = {}
+    for task in project.tasks.tasks:
+        command = commands.command_of(commands.effective_options(task, config), config)
+        if command is not None:
+            hashes[task.id] = commands.command_hash(command)
+    return hashes
+
+
+def resumed_done(journal: Journal, tag: str) -> frozenset[TaskId]:
+    """What the last run of this tag (and the runs it resumed) already finished."""
+    last = journal.last_run()
+    if last is None or last.tag != tag:
+        raise UsageError(f"nothing to resume: no earlier run of tag '{tag}'")
+    return journal.succeeded_tasks(last.run_id)
+
+
+def reap_orphans(journal: Journal, grace: float) -> int:
+    """Kill what a ptx killed with SIGKILL left running, before anything is rerun."""
+    orphans = journal.orphaned_attempts()
+    killed = sum(
+        process.kill_stale_group(record.pgid, record.pgid_create_time, grace)
+        for record in orphans
+        if record.pgid is not None and record.pgid_create_time is not None
+    )
+    # Always called: it also closes runs that died between attempts, with nothing left running.
+    journal.mark_orphans_reaped(orphans, ended_at=time.time())
+    return killed
+
+
+def execute(request: RunRequest, listener: Listener) -> RunResult:
+    project, config = load(request)
+    state_dir = project.root / STATE_DIR
+    with run_lock(state_dir), Journal.open(state_dir) as journal:
+        prepared = prepare(request, project, config, journal)
+        reap_orphans(journal, config.kill_grace_seconds)
+        last = journal.last_run() if request.resume else None
+        run = Run(
+            project=project,
+            config=config,
+            work=prepared.plan.work,
+            estimates=plan.filled_estimates(prepared.plan.work, prepared.plan.estimates),
+            journal=journal,
+            state_dir=state_dir,
+            options=RunOptions(
+                jobs=prepared.jobs,
+                timeout=request.timeout,
+                retries=request.retries,
+                fail_fast=request.fail_fast or config.failure_policy == "fail-fast",
+                update_status=(
+                    config.update_status if request.update_status is None else request.update_status
+                ),
+                resumed_from=last.run_id if last else None,
+                argv=request.argv,
+            ),
+            listener=listener,
+        )
+        return run.execute()
+
+
+def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
+    """What would start, in the order the scheduler would start it, with each command."""
+    project, config = load(request)
+    prepared = prepare(request, project, config, None)
+    work = prepared.plan.work
+    estimates = plan.filled_estimates(work, prepared.plan.estimates) or dict.fromkeys(
+        work.nodes, 1.0
+    )
+    simulation = schedule.simulate(work, estimates, prepared.jobs)
+    order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))
+    lines = []
+    for slot in order:
+        task = work.nodes[slot.unit]
+        command = commands.command_of(commands.effective_options(task, config), config)
+        shown = command if isinstance(command, str) else " ".join(command or ())
+        lines.append((slot.unit, shown))
+    return prepared, lines

@@ -1,0 +1,213 @@
+"""The validate and plan commands through Typer's runner, and `python -m ptx` as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ptx.cli import app, main
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "demo" / ".taskmaster" / "tasks" / "tasks.json"
+CORPUS = Path(os.environ.get("PTX_CORPUS", REPO.parent / "shared" / "corpus" / "taskmaster"))
+CORPUS_FILES = sorted(CORPUS.glob("*__*.json"))
+BROKEN = {"AlexCodeForge__cproject.json", "0xfauzi__testcraft.json"}
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_corpus_is_present() -> None:
+    assert len(CORPUS_FILES) == 30
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda path: path.stem)
+def test_every_corpus_file_validates_as_expected(path: Path) -> None:
+    code, out, err = invoke("validate", "-f", str(path), "--all-tags")
+    assert code == (1 if path.name in BROKEN else 0), out + err
+    assert "Traceback" not in out + err
+
+
+def test_the_corpus_cycle_is_reported_as_a_path() -> None:
+    code, out, _ = invoke("validate", "-f", str(CORPUS / "AlexCodeForge__cproject.json"))
+    assert code == 1
+    errors = [line for line in out.splitlines() if ": error " in line]
+    assert len(errors) == 1
+    assert "error PTX101: dependency cycle: 5 -> 16 -> 5 (remove" in errors[0]
+
+
+def test_the_comma_joined_dependency_is_reported_exactly() -> None:
+    code, out, _ = invoke("validate", "-f", str(CORPUS / "0xfauzi__testcraft.json"))
+    assert code == 1
+    assert 'task 29.4: error PTX106: task 29.4: malformed dependency "29.1,29.2,29.3"' in out
+    assert all("PTX106" in line for line in out.splitlines() if ": error " in line)
+
+
+def test_validate_json_counts_findings() -> None:
+    code, out, _ = invoke(
+        "validate", "-f", str(CORPUS / "0xfauzi__testcraft.json"), "--format", "json"
+    )
+    document = json.loads(out)
+    assert code == 1
+    assert document["errors"] == 3
+    assert document["tags"] == ["master"]
+    assert {finding["code"] for finding in document["findings"]} == {"PTX106"}
+    assert document["findings"][0]["task"] == "29.4"
+
+
+def test_validate_github_prints_annotations() -> None:
+    code, out, _ = invoke(
+        "validate", "-f", str(CORPUS / "AlexCodeForge__cproject.json"), "--format", "github"
+    )
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("::error file=")
+    assert "title=PTX101 [master] task 5::dependency cycle%3A" not in lines[0]  # data part is raw
+    assert "::dependency cycle: 5 -> 16 -> 5" in lines[0]
+    assert lines[1].startswith("::warning file=")
+
+
+def test_strict_turns_warnings_into_failure() -> None:
+    path = str(CORPUS / "309dot__309agnet.json")
+    assert invoke("validate", "-f", path)[0] == 0
+    assert invoke("validate", "-f", path, "--strict")[0] == 1
+
+
+def test_all_tags_checks_every_tag() -> None:
+    _, out, _ = invoke(
+        "validate", "-f", str(CORPUS / "Alterya__agents.json"), "--all-tags", "--json"
+    )
+    assert json.loads(out)["tags"] == [
+        "master",
+        "agent-wars",
+        "agent-wars-frontend",
+        "agent-wars-backend",
+    ]
+
+
+def test_a_missing_tag_lists_the_tags_and_exits_2() -> None:
+    code, out, err = invoke("plan", "-f", str(CORPUS / "5dlabs__toolman.json"), "--tag", "nope")
+    assert code == 2
+    assert out == ""
+    assert "tag 'nope' not found" in err
+    assert "master, verification" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_invalid_json_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "tasks.json"
+    bad.write_text('{"tasks": [\n  {"id": 1,}\n]}')
+    code, out, err = invoke("validate", "-f", str(bad))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert "tasks.json:2:12: invalid JSON" in err
+    assert "Traceback" not in err
+
+
+def test_bad_config_is_exit_2_with_the_key_path(tmp_path: Path) -> None:
+    config = tmp_path / "ptx.yaml"
+    config.write_text("parallel_execution:\n  max_concurency: 4\n")
+    code, _, err = invoke("validate", "-f", str(DEMO), "-c", str(config))
+    assert code == 2
+    assert "parallel_execution.max_concurency: unknown key" in err
+    assert "max_concurrency" in err
+
+
+def test_no_tasks_file_found_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke("plan")
+    assert code == 2
+    assert "no tasks.json found" in err
+
+
+def test_plan_json_of_the_demo() -> None:
+    code, out, _ = invoke("plan", "-f", str(DEMO), "-j", "4", "--json")
+    plan = json.loads(out)
+    assert code == 0
+    assert plan["tag"] == "master"
+    assert plan["jobs"] == 4
+    assert plan["groups"] == [["2"], ["3", "4", "5"], ["6", "7", "8", "9"], ["10", "11"], ["12"]]
+    assert plan["critical_path"] == {
+        "tasks": ["2", "3", "6", "10", "12"],
+        "seconds": 7.0,
+        "steps": 5,
+    }
+    assert plan["predicted"]["makespan_seconds"] == 7.0
+    assert plan["predicted"]["speedup"] == 2.0
+    assert plan["blocked"] == [{"id": "13", "reason": "status is deferred"}]
+
+
+def test_plan_all_ignores_statuses() -> None:
+    _, out, _ = invoke("plan", "-f", str(DEMO), "--all", "--format", "json")
+    plan = json.loads(out)
+    assert plan["groups"][0] == ["1"]
+    assert "13" in {unit for group in plan["groups"] for unit in group}
+    assert plan["blocked"] == []
+
+
+def test_plan_subtasks_as_units() -> None:
+    _, out, _ = invoke("plan", "-f", str(DEMO), "--subtasks", "--json")
+    groups = json.loads(out)["groups"]
+    where = {unit: number for number, group in enumerate(groups) for unit in group}
+    assert "7" not in where
+    assert where["7.1"] < where["7.2"] < where["10"]
+    assert where["3"] < where["7.1"]  # a subtask waits for what its parent depends on
+
+
+def test_plan_mermaid_and_dot_carry_every_edge() -> None:
+    _, mermaid, _ = invoke("plan", "-f", str(DEMO), "--format", "mermaid")
+    _, dot, _ = invoke("plan", "-f", str(DEMO), "--format", "dot")
+    assert mermaid.startswith("flowchart LR")
+    assert "t3 --> t6" in mermaid
+    assert mermaid.count("-->") == dot.count("->") == 15
+    assert dot.startswith("digraph ptx {")
+    assert '"3" -> "6";' in dot
+
+
+def test_plan_text_names_the_critical_path() -> None:
+    code, out, _ = invoke("plan", "-f", str(DEMO), "-j", "4")
+    assert code == 0
+    assert "critical path: 2 -> 3 -> 6 -> 10 -> 12 (7.0 s, 5 steps)" in out
+    assert "blocked 13: status is deferred" in out
+
+
+def test_markup_in_titles_stays_literal(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.json"
+    path.write_text(
+        json.dumps({"tasks": [{"id": 1, "title": "[bold]x[/bold]", "dependencies": []}]})
+    )
+    _, out, _ = invoke("plan", "-f", str(path))
+    assert "[bold]x[/bold]" in out
+
+
+def test_main_returns_exit_codes() -> None:
+    assert main(["--version"]) == 0
+    assert main(["validate", "--no-such-option"]) == 2
+
+
+def test_python_dash_m_runs_as_a_process() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ptx",
+            "validate",
+            "-f",
+            str(CORPUS / "AlexCodeForge__cproject.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "PTX101" in done.stdout
+    assert "1 error" in done.stderr
