@@ -26,6 +26,7 @@ $(VENV)/.bench: $(VENV)/.dev
 demo: $(VENV)/.core
 	cd $(DEMO) && ../../$(BIN)/ptx validate
 	cd $(DEMO) && ../../$(BIN)/ptx plan -j 4
+	cd $(DEMO) && ../../$(BIN)/ptx run -j 4
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
