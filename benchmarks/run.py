@@ -37,7 +37,7 @@ def generate(path: Path, count: int, edges_per_task: float, command: list[str] |
     rng = random.Random(count)
     tasks, edges = [], 0
     for number in range(1, count + 1):
-        fan = min(number - 1, rng.choice((0, 1, 2, 3, 4)) if edges_per_task else 0)
+        fan = min(number - 1, rng.choice((1, 2, 3, 4)) if edges_per_task else 0)
         deps = sorted(rng.sample(range(max(1, number - 50), number), fan)) if fan else []
         edges += len(deps)
         task = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import gc
 import os
 import sys
 from pathlib import Path
@@ -93,6 +94,20 @@ def _root(
 
 
 @contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """For the short commands: the cyclic GC would walk every task object again and again
+    while the graph is built (a third of `plan`'s time on 100,000 tasks); nothing here
+    makes garbage cycles worth collecting before the process ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
 def _handled() -> Iterator[None]:
     """The one place where errors become messages and exit codes."""
     try:
@@ -135,7 +150,7 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check tasks.json and the config; exit 1 on errors (and warnings with --strict)."""
-    with _handled():
+    with _handled(), _collector_paused():
         if all_tags and tag is not None:
             raise UsageError("--tag and --all-tags exclude each other")
         projects = (
@@ -192,7 +207,7 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Show the parallel groups, the critical path and the predicted speedup."""
-    with _handled():
+    with _handled(), _collector_paused():
         project, settings = _load(file, tag, config)
         result = make_plan(
             project.tasks,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import graphlib
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -30,6 +29,29 @@ class Graph:
     nodes: Mapping[TaskId, Task]
     deps: Mapping[TaskId, tuple[TaskId, ...]]
     parents: Mapping[TaskId, Task] = field(default_factory=lambda: _NO_PARENTS)
+    # Derived index structures, computed once: plan, levels and ranking all walk the same graph.
+    cache: dict[str, Structure] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """A graph as integers: ids in id order, what each waits for, its users, a topological order."""
+
+    ids: list[TaskId]
+    adj: list[list[int]]
+    users: list[list[int]]
+    order: list[int]
+
+
+def structure(graph: Graph) -> Structure:
+    """The integer form of `graph`, built on first use; CycleError if it has a cycle."""
+    found = graph.cache.get("structure")
+    if found is None:
+        ids, adj = indexed(graph)
+        users = dependents(adj)
+        found = Structure(ids, adj, users, topological(ids, adj, users))
+        graph.cache["structure"] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -352,10 +374,12 @@ def _task_units(nodes: Mapping[TaskId, Task], children: Mapping[TaskId, list[Tas
     tops = sorted((t for t in nodes.values() if t.parent is None), key=lambda t: id_key(t.id))
     deps = {}
     for top in tops:
-        raw = [*_own_deps(top, nodes)]
+        raw = _own_deps(top, nodes)
         for sub in children.get(top.id, ()):
             raw += _own_deps(nodes[sub], nodes)
-        deps[top.id] = _unique(owner(d) for d in raw if owner(d) != top.id)
+        owners = dict.fromkeys(owner(d) for d in raw)  # in file order, each once
+        owners.pop(top.id, None)
+        deps[top.id] = tuple(owners)
     return Graph(nodes=MappingProxyType({t.id: t for t in tops}), deps=MappingProxyType(deps))
 
 
@@ -382,7 +406,7 @@ def _subtask_units(nodes: Mapping[TaskId, Task], children: Mapping[TaskId, list[
 
 
 def _unique(ids: Iterable[TaskId]) -> tuple[TaskId, ...]:
-    return tuple(sorted(set(ids), key=id_key))
+    return tuple(dict.fromkeys(ids))  # first-seen order; order of dependencies carries no meaning
 
 
 def select(
@@ -402,7 +426,13 @@ def select(
     todo = [u for u in sorted(graph.nodes, key=id_key) if u in scope and u not in finished]
     pos = {unit: i for i, unit in enumerate(todo)}
     adj = [[pos[d] for d in graph.deps.get(u, ()) if d in pos] for u in todo]
-    reasons = _spread(todo, adj, _roots(graph, todo, adj, include_all))
+    users = dependents(adj)
+    try:  # Kahn's pass is cheaper than Tarjan's and almost always finds no cycle
+        order: list[int] | None = topological(todo, adj, users)
+    except CycleError:
+        order = None
+    components = [] if order is not None else _components(adj)
+    reasons = _spread(todo, adj, _roots(graph, todo, adj, components, include_all))
     kept = [u for v, u in enumerate(todo) if v not in reasons]
     inside = set(kept)
 
@@ -415,16 +445,22 @@ def select(
         deps=MappingProxyType({u: deps_inside(u) for u in kept}),
         parents=MappingProxyType({u: graph.parents[u] for u in kept if u in graph.parents}),
     )
+    if order is not None and len(kept) == len(todo):  # the work is all of todo: reuse its index
+        work.cache["structure"] = Structure(todo, adj, users, order)
     blocked = tuple((todo[v], reasons[v]) for v in sorted(reasons))
     return Selection(work=work, satisfied=frozenset(finished & scope), blocked=blocked)
 
 
 def _roots(
-    graph: Graph, todo: Sequence[TaskId], adj: Sequence[Sequence[int]], include_all: bool
+    graph: Graph,
+    todo: Sequence[TaskId],
+    adj: Sequence[Sequence[int]],
+    components: Sequence[Sequence[int]],
+    include_all: bool,
 ) -> dict[int, tuple[str, str]]:
     """Units blocked in themselves: index -> (their reason, what their dependents cite)."""
     causes: dict[int, tuple[str, str]] = {}
-    for component in _components(adj):
+    for component in components:
         cycle = _cycle_through(adj, set(component), min(component))
         reason = f"in dependency cycle {_join([todo[v] for v in cycle])}"
         causes.update((v, (reason, reason)) for v in component)
@@ -507,29 +543,26 @@ def _closure(graph: Graph, start: Iterable[TaskId], done: set[TaskId]) -> set[Ta
 
 def levels(graph: Graph) -> list[list[TaskId]]:
     """Topological levels: each unit is one level after its deepest dependency."""
-    sorter: graphlib.TopologicalSorter[TaskId] = graphlib.TopologicalSorter()
-    for unit in graph.nodes:
-        sorter.add(unit, *graph.deps.get(unit, ()))
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as error:
-        raise CycleError(tuple(reversed(error.args[1]))) from error  # graphlib lists dependents
-    found: list[list[TaskId]] = []
-    while sorter.is_active():
-        ready = sorted(sorter.get_ready(), key=id_key)
-        found.append(ready)
-        sorter.done(*ready)
+    shape = structure(graph)
+    ids, adj = shape.ids, shape.adj  # ids come sorted, so each level does too
+    depth = [0] * len(ids)
+    for v in shape.order:
+        depth[v] = max((depth[d] + 1 for d in adj[v]), default=0)
+    found: list[list[TaskId]] = [[] for _ in range(max(depth, default=-1) + 1)]
+    for v, unit in enumerate(ids):
+        found[depth[v]].append(unit)
     return found
 
 
 def critical_path(graph: Graph, estimates: Mapping[TaskId, float] | None) -> CriticalPath:
     """The longest chain, in estimated seconds when any estimate is known, else in steps."""
     weights = durations(graph, estimates)
-    ids, adj = indexed(graph)
+    shape = structure(graph)
+    ids, adj = shape.ids, shape.adj
     weight = [1.0] * len(ids) if weights is None else [weights[u] for u in ids]
     finish = [0.0] * len(ids)
     via = [-1] * len(ids)
-    for v in topological(ids, adj, dependents(adj)):
+    for v in shape.order:
         for d in adj[v]:
             best = via[v]
             if best < 0 or finish[d] > finish[best] or (finish[d] == finish[best] and d < best):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ptx.errors import CycleError
-from ptx.graph import dependents, durations, indexed, topological
+from ptx.graph import durations, structure
 from ptx.model import DEFAULT_PRIORITY, PRIORITY_RANK, TaskId, id_key
 
 if TYPE_CHECKING:
@@ -27,11 +27,11 @@ def rank_keys(
     when any estimate is known (a unit without one counts as the mean), else in steps.
     """
     weights = durations(graph, estimates)
-    ids, adj = indexed(graph)
+    shape = structure(graph)
+    ids, users = shape.ids, shape.users
     weight = [1.0] * len(ids) if weights is None else [weights[u] for u in ids]
-    users = dependents(adj)
     remaining = [0.0] * len(ids)
-    for v in reversed(topological(ids, adj, users)):
+    for v in reversed(shape.order):
         remaining[v] = weight[v] + max((remaining[u] for u in users[v]), default=0.0)
     medium = PRIORITY_RANK[DEFAULT_PRIORITY]
     keys: dict[TaskId, tuple[float, ...]] = {}
