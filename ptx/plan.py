@@ -48,6 +48,7 @@ def make_plan(  # noqa: PLR0913 - keyword-only selection options, each documente
     targets: Sequence[TaskId] = (),
     history: Mapping[TaskId, float] | None = None,
     done: frozenset[TaskId] = frozenset(),
+    predict_makespan: bool = True,
 ) -> Plan:
     """Select the work still to do and lay it out the way the scheduler will run it."""
     unit_graph = graph.units(tasks, subtasks=subtasks)
@@ -62,7 +63,7 @@ def make_plan(  # noqa: PLR0913 - keyword-only selection options, each documente
         work=work,
         groups=tuple(tuple(level) for level in graph.levels(work)),
         critical_path=graph.critical_path(work, known or None),
-        predicted=predict(work, known, jobs),
+        predicted=predict(work, known, jobs) if predict_makespan else None,
         blocked=selection.blocked,
         satisfied=selection.satisfied,
         estimates=known,

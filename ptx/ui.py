@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -57,9 +58,9 @@ class Ui:
         )
         self.err.print(Text(summary, style="bold red" if errors else "green"))
 
-    def display_report(self, result: RunResult) -> None:
-        for part in run_report(result):
-            self.out.print(part)
+    def display_report(self, result: RunResult, *, quiet: bool = False) -> None:
+        for part in run_report(result, quiet=quiet):
+            self.out.print(part, overflow="ignore", crop=False)
 
     def display_plan(self, plan: Plan) -> None:
         self.out.print(_plan_header(plan))
@@ -148,33 +149,66 @@ _STATUS_STYLE = {
 }
 
 
-def run_report(result: RunResult) -> list[RenderableType]:
-    """The final report: every task, then the figures, then ninja-style FAILED blocks."""
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for column, justify in (
-        ("id", "right"),
-        ("task", "left"),
-        ("status", "left"),
-        ("time", "right"),
-        ("tries", "right"),
-        ("exit", "right"),
-        ("log", "left"),
-    ):
-        table.add_column(column, justify=justify, no_wrap=column == "task", max_width=40)  # type: ignore[arg-type]
-    for task in result.tasks:
-        duration = task.duration
-        table.add_row(
-            task.id,
-            Text(task.title),
-            Text(task.status.value, style=_STATUS_STYLE.get(task.status.value, "")),
-            "" if duration is None else _seconds(duration),
-            str(task.attempts),
-            "" if task.exit_code is None else str(task.exit_code),
-            Text(task.log or task.reason or ""),
-        )
-    parts: list[RenderableType] = [table, _figures_text(result)]
+_COLUMNS = ("id", "task", "status", "time", "tries", "exit", "log")
+_RIGHT = frozenset({"id", "time", "tries", "exit"})
+
+
+def run_report(result: RunResult, *, quiet: bool = False) -> list[RenderableType]:
+    """The final report: the tasks (with `quiet`, only those that did not succeed), the
+    figures, then ninja-style FAILED blocks."""
+    shown = [task for task in result.tasks if not quiet or task.status.value != "succeeded"]
+    parts: list[RenderableType] = [_task_table(shown)] if shown else []
+    parts.append(_figures_text(result))
     parts.extend(_failed_block(task) for task in result.tasks if task.status.value in _FAILED)
     return parts
+
+
+def _task_table(tasks: Sequence[TaskResult]) -> Text:
+    """Aligned columns built as one Text: a Rich Table measures every cell, which costs
+    seconds on thousands of tasks."""
+    rows = [_row(task) for task in tasks]
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(_COLUMNS)]
+    text = Text()
+    text.append(_aligned(_COLUMNS, widths) + "\n", style="bold")
+    for task, row in zip(tasks, rows, strict=True):
+        status = task.status.value
+        for i, cell in enumerate(row):
+            last = i == len(row) - 1
+            padded = cell if last else _pad(cell, _COLUMNS[i], widths[i])
+            text.append(padded, style=_STATUS_STYLE.get(status, "") if i == 2 else "")
+            text.append("\n" if last else "  ")
+    text.rstrip()
+    return text
+
+
+def _row(task: TaskResult) -> tuple[str, ...]:
+    duration = task.duration
+    title = task.title if len(task.title) <= _TITLE_WIDTH else task.title[: _TITLE_WIDTH - 1] + "…"
+    return (
+        task.id,
+        title,
+        task.status.value,
+        "" if duration is None else _seconds(duration),
+        str(task.attempts),
+        "" if task.exit_code is None else str(task.exit_code),
+        _relative(task.log) if task.log else task.reason or "",
+    )
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
+    columns = zip(_COLUMNS, cells, widths, strict=True)
+    return "  ".join(_pad(cell, name, width) for name, cell, width in columns).rstrip()
+
+
+def _pad(cell: str, column: str, width: int) -> str:
+    return cell.rjust(width) if column in _RIGHT else cell.ljust(width)
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
 
 
 _FAILED = frozenset({"failed", "timeout", "interrupted"})
@@ -202,5 +236,5 @@ def _failed_block(task: TaskResult) -> Text:
     text.append(Text(f"{task.command or ''}\n", style="dim"))
     for line in log_tail(task.log):
         text.append(Text(line + "\n"))
-    text.append(Text(f"full log: {task.log}", style="dim"))
+    text.append(Text(f"full log: {_relative(task.log) if task.log else '-'}", style="dim"))
     return text
