@@ -61,6 +61,18 @@ def render(command: Command, fields: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(_PLACEHOLDER.sub(lambda match: fields[match[1]], part) for part in command)
 
 
+def fields_of(task: Task, tag: str, attempt: int) -> dict[str, str]:
+    """The values of the placeholders for one attempt."""
+    return {"id": task.id, "title": task.title, "tag": tag, "attempt": str(attempt)}
+
+
+def display(argv: tuple[str, ...]) -> str:
+    """An argv as one line a user could paste into a shell."""
+    if argv[:2] == _SHELL and len(argv) == 3:
+        return argv[2]
+    return shlex.join(argv)
+
+
 def prompt(task: Task) -> str:
     """A ready-made prompt for a coding agent, built only from the task's own fields."""
     sections = [f"Task {task.id}: {task.title}"]
@@ -93,7 +105,7 @@ def invocation(
         msg = f"task {task.id} has no command"
         raise ValueError(msg)
     tag, root = context.tag, context.root
-    fields = {"id": task.id, "title": task.title, "tag": tag, "attempt": str(attempt)}
+    fields = fields_of(task, tag, attempt)
     own = task_environment(task, tag, context.run_id, attempt, task_json)
     env = {**context.base_env, **options.env, **own}
     cwd = root / options.cwd if options.cwd else root

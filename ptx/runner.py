@@ -135,7 +135,13 @@ class Run:
             )
         )
         with _signals_caught(self._on_signal), ThreadPoolExecutor(self.options.jobs) as pool:
-            self._loop(pool)
+            try:
+                self._loop(pool)
+            except BaseException:
+                # Leaving the pool waits for every attempt: none may run on unsupervised.
+                self.stop.request(immediate=True)
+                raise
+        self.status_writer.finish()
         result = self._result(started)
         self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
         self.emit(RunFinished(result=result))
@@ -183,7 +189,7 @@ class Run:
         if track.first_started is None:
             track.first_started = started
             self.status_writer.started(unit)
-        track.log, track.command = str(path), _display(call.argv)
+        track.log, track.command = str(path), commands.display(call.argv)
         spec = process.ProcessSpec(
             argv=call.argv,
             cwd=call.cwd,
@@ -377,12 +383,6 @@ def _status_of(outcome: process.ProcessOutcome) -> Status:
     if outcome.timed_out:
         return Status.TIMEOUT
     return Status.SUCCEEDED if outcome.exit_code == 0 else Status.FAILED
-
-
-def _display(argv: tuple[str, ...]) -> str:
-    if argv[:2] == ("/bin/sh", "-c") and len(argv) == 3:
-        return argv[2]
-    return " ".join(argv)
 
 
 @contextlib.contextmanager

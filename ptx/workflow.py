@@ -190,6 +190,7 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     for slot in order:
         task = work.nodes[slot.unit]
         command = commands.command_of(commands.effective_options(task, config), config)
-        shown = command if isinstance(command, str) else " ".join(command or ())
-        lines.append((slot.unit, shown))
+        if command is not None:  # prepare() refused the run otherwise
+            fields = commands.fields_of(task, prepared.project.tasks.tag, attempt=1)
+            lines.append((slot.unit, commands.display(commands.render(command, fields))))
     return prepared, lines

@@ -1,0 +1,755 @@
+"""Tests for `ptx run`: a real ptx process, real task processes, real files and journal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+import pytest
+import yaml
+
+from ptx.journal import Journal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from ptx.journal import AttemptRecord
+
+HANG_GUARD = 30.0  # generous upper bound that only catches hangs
+CORPUS = Path("/work/shared/corpus/taskmaster")
+QUICK = {"kill_grace_seconds": 0.5, "retry_backoff_seconds": 0.01}
+
+
+# --- building projects and running ptx ------------------------------------------------------
+
+
+def task(
+    task_id: int, command: str | list[str] | None, *deps: int, **fields: Any
+) -> dict[str, Any]:
+    """A Taskmaster task; `command` goes to metadata.ptx, `ptx_*` fields to metadata.ptx too."""
+    options = {
+        key.removeprefix("ptx_"): fields.pop(key) for key in list(fields) if key[:4] == "ptx_"
+    }
+    if command is not None:
+        options["command"] = command
+    entry: dict[str, Any] = {
+        "id": task_id,
+        "title": f"task {task_id}",
+        "status": "pending",
+        "dependencies": list(deps),
+        **fields,
+    }
+    if options:
+        entry["metadata"] = {"ptx": options}
+    return entry
+
+
+def make_project(root: Path, tasks: Sequence[dict[str, Any]], **config: Any) -> Path:
+    """`.taskmaster/tasks/tasks.json` (tagged) and `config/parallel-execution.yaml` in `root`."""
+    tasks_file = root / ".taskmaster" / "tasks" / "tasks.json"
+    tasks_file.parent.mkdir(parents=True)
+    tasks_file.write_text(json.dumps({"master": {"tasks": list(tasks)}}, indent=2) + "\n")
+    settings = {**QUICK, **config}
+    (root / "config").mkdir()
+    (root / "config" / "parallel-execution.yaml").write_text(
+        yaml.safe_dump({"parallel_execution": settings})
+    )
+    return root
+
+
+def _environment() -> dict[str, str]:
+    """The test's environment without anything that would steer ptx from outside."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PTX_", "TASKMASTER_"))
+    }
+    env.update(COLUMNS="250", NO_COLOR="1")
+    return env
+
+
+def ptx(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ptx", *args],
+        cwd=root,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
+def spawn(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A ptx in the background; its stderr (the plain progress lines) goes to root/ptx.err."""
+    with (root / "ptx.err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ptx", *args],
+            cwd=root,
+            env=_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def progress(root: Path) -> str:
+    path = root / "ptx.err"
+    return path.read_text() if path.exists() else ""
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {HANG_GUARD:g} s for {what}")
+        time.sleep(0.02)
+
+
+def attempts(root: Path, run: int = -1) -> list[AttemptRecord]:
+    """The attempts of one run (default: the last), oldest run first."""
+    with Journal.open(root / ".ptx") as journal:
+        runs = sorted(journal.runs(), key=lambda info: info.started_at)
+        return journal.attempts(runs[run].run_id)
+
+
+def statuses(root: Path, run: int = -1) -> dict[str, str]:
+    return {record.task: record.status for record in attempts(root, run)}
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def pids_in(path: Path) -> list[int]:
+    return [int(word) for word in lines(path)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture
+def pid_file(tmp_path: Path) -> Iterator[Path]:
+    """Where tasks record their pids; whatever a failing test left alive is killed afterwards."""
+    path = tmp_path / "pids"
+    yield path
+    for pid in pids_in(path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """ptx processes a test started: killed and reaped if the test left them running."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def q(path: Path) -> str:
+    return shlex.quote(str(path))
+
+
+# --- timeouts and signals: nothing of a task outlives the run ---------------------------------
+
+
+def test_timeout_kills_the_task_tree_and_reports_timeout(tmp_path: Path, pid_file: Path) -> None:
+    # Every process ignores SIGTERM (the trap is inherited), so only the SIGKILL ends them.
+    command = (
+        f'trap "" TERM; echo $$ >> {q(pid_file)}; '
+        f"sleep 60 & echo $! >> {q(pid_file)}; "
+        f"( sleep 60 & echo $! >> {q(pid_file)}; wait ) & echo $! >> {q(pid_file)}; "
+        "wait"
+    )
+    root = make_project(tmp_path, [task(1, command, ptx_timeout_seconds=1.0)])
+    result = ptx(root, "run", "--report-json", "report.json")
+    assert result.returncode == 1, result.stderr
+    pids = pids_in(pid_file)
+    assert len(pids) == 4
+    assert [pid for pid in pids if alive(pid)] == []
+    (entry,) = read_report(root / "report.json")["tasks"]
+    assert entry["status"] == "timeout"
+    assert statuses(root) == {"1": "timeout"}
+    assert "timed out after 1 s" in Path(entry["log"]).read_text()
+
+
+def _long_task(pid_file: Path, *, trap_term: bool = False) -> str:
+    trap = 'trap "" TERM; ' if trap_term else ""
+    return f"{trap}echo $$ >> {q(pid_file)}; sleep 60 & echo $! >> {q(pid_file)}; wait"
+
+
+def test_sigint_stops_the_run_leaves_no_process_and_exits_130(
+    tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    tasks = [
+        task(1, _long_task(pid_file)),
+        task(2, _long_task(pid_file, trap_term=True)),
+        task(3, "true", 1),
+    ]
+    root = make_project(tmp_path, tasks)
+    background.append(proc := spawn(root, "run", "-j", "2", "--report-json", "report.json"))
+    wait_for(lambda: len(pids_in(pid_file)) == 4, "both tasks to start")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(HANG_GUARD) == 130
+    assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
+    assert statuses(root) == {"1": "interrupted", "2": "interrupted"}
+    report = read_report(root / "report.json")
+    assert report["status"] == "interrupted"
+    assert [entry["status"] for entry in report["tasks"]] == [
+        "interrupted",
+        "interrupted",
+        "not-run",
+    ]
+    with Journal.open(root / ".ptx") as journal:
+        last = journal.last_run()
+        assert last is not None
+        assert last.status == "interrupted"
+
+
+def test_second_sigint_kills_without_waiting_for_the_grace_period(
+    tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    # The grace period outlasts the hang guard: only the second SIGINT can end this run in time.
+    root = make_project(
+        tmp_path, [task(1, _long_task(pid_file, trap_term=True))], kill_grace_seconds=120
+    )
+    background.append(proc := spawn(root, "run"))
+    wait_for(lambda: len(pids_in(pid_file)) == 2, "the task to start")
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: "Ctrl-C again to kill" in progress(root), "the first SIGINT to be handled")
+    assert proc.poll() is None  # waiting out the grace period of a task that ignores TERM
+    assert all(alive(pid) for pid in pids_in(pid_file))
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(HANG_GUARD) == 130
+    assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
+    assert statuses(root) == {"1": "interrupted"}
+
+
+def test_resume_after_kill_9_reaps_the_dead_run_and_skips_what_succeeded(
+    tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    runs, marker = tmp_path / "runs", tmp_path / "marker"
+    long_task = (
+        f"echo 2 >> {q(runs)}; [ -e {q(marker)} ] && exit 0; touch {q(marker)}; "
+        + _long_task(pid_file)
+    )
+    tasks = [
+        task(1, f"echo 1 >> {q(runs)}"),
+        task(2, long_task),
+        task(3, f"echo 3 >> {q(runs)}", 1, 2),
+    ]
+    root = make_project(tmp_path, tasks)
+    background.append(proc := spawn(root, "run", "-j", "2"))
+    wait_for(lambda: "succeeded 1 " in progress(root), "task 1 to succeed")
+    wait_for(lambda: any(a.pgid for a in attempts(root) if a.task == "2"), "task 2 to spawn")
+    wait_for(lambda: len(pids_in(pid_file)) == 2, "task 2 to record its pids")
+    proc.kill()
+    proc.wait(HANG_GUARD)
+    orphans = pids_in(pid_file)
+    assert all(alive(pid) for pid in orphans)  # what the resume must clean up
+
+    result = ptx(root, "run", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert [pid for pid in orphans if alive(pid)] == []
+    assert sorted(lines(runs)) == ["1", "2", "2", "3"]  # 1 ran once, 2 was rerun, 3 ran
+    assert statuses(root) == {"2": "succeeded", "3": "succeeded"}
+    assert statuses(root, run=0) == {"1": "succeeded", "2": "interrupted"}
+    with Journal.open(root / ".ptx") as journal:
+        crashed, resumed = sorted(journal.runs(), key=lambda info: info.started_at)
+    assert crashed.status == "crashed"
+    assert resumed.resumed_from == crashed.run_id
+
+
+@pytest.mark.slow
+def test_a_gigabyte_of_output_keeps_ptx_memory_bounded(
+    tmp_path: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    size = 1_000_000_000
+    root = make_project(tmp_path, [task(1, f"head -c {size} /dev/zero")])
+    background.append(proc := spawn(root, "run", "--report-json", "report.json"))
+    peak = 0
+
+    def sample() -> None:
+        nonlocal peak
+        with contextlib.suppress(psutil.NoSuchProcess):
+            watched = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                peak = max(peak, watched.memory_info().rss)
+                time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        assert proc.wait(HANG_GUARD) == 0
+    finally:
+        sampler.join()
+    log = Path(read_report(root / "report.json")["tasks"][0]["log"])
+    try:
+        assert log.stat().st_size == size
+    finally:
+        log.unlink()
+    assert 0 < peak < 150 * 2**20
+
+
+# --- task text reaches commands as data ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "title", ["$(touch pwned)", "'; touch pwned2 #", "`touch pwned3`", '"; touch pwned4; "']
+)
+def test_titles_arrive_literally_and_execute_nothing(tmp_path: Path, title: str) -> None:
+    tasks = [
+        task(1, "printf %s {title} > placeholder", title=title),
+        task(2, 'printf %s "$PTX_TASK_TITLE" > variable', title=title),
+        task(3, ["sh", "-c", 'printf %s "$1" > argv', "sh", "{title}"], title=title),
+    ]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run")
+    assert result.returncode == 0, result.stderr
+    for name in ("placeholder", "variable", "argv"):
+        assert (root / name).read_text() == title, name
+    assert not list(root.rglob("pwned*"))
+
+
+def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
+    dump = "import json, os; json.dump(dict(os.environ), open('env.json', 'w'))"
+    entry = task(
+        7,
+        [sys.executable, "-c", dump],
+        title="Build it",
+        description="the description",
+        details="the details",
+        testStrategy="the strategy",
+        priority="high",
+        extra={"kept": [1, 2]},
+    )
+    root = make_project(tmp_path, [entry])
+    result = ptx(root, "run", "--report-json", "report.json")
+    assert result.returncode == 0, result.stderr
+    env = json.loads((root / "env.json").read_text())
+    assert {name: value for name, value in env.items() if name.startswith("PTX_")}.keys() == {
+        "PTX_TASK_ID",
+        "PTX_TASK_TITLE",
+        "PTX_TASK_DESCRIPTION",
+        "PTX_TASK_DETAILS",
+        "PTX_TASK_TEST_STRATEGY",
+        "PTX_TASK_PRIORITY",
+        "PTX_TASK_PROMPT",
+        "PTX_TASK_JSON",
+        "PTX_TAG",
+        "PTX_RUN_ID",
+        "PTX_ATTEMPT",
+    }
+    expected = {
+        "PTX_TASK_ID": "7",
+        "PTX_TASK_TITLE": "Build it",
+        "PTX_TASK_DESCRIPTION": "the description",
+        "PTX_TASK_DETAILS": "the details",
+        "PTX_TASK_TEST_STRATEGY": "the strategy",
+        "PTX_TASK_PRIORITY": "high",
+        "PTX_TAG": "master",
+        "PTX_RUN_ID": read_report(root / "report.json")["run_id"],
+        "PTX_ATTEMPT": "1",
+    }
+    assert {name: env[name] for name in expected} == expected
+    assert json.loads(Path(env["PTX_TASK_JSON"]).read_text()) == entry
+    for text in ("Build it", "the description", "the details", "the strategy"):
+        assert text in env["PTX_TASK_PROMPT"]
+    assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
+
+
+# --- status write-back on a real Taskmaster file ---------------------------------------------
+
+
+def _corpus_project(root: Path) -> Path:
+    tasks_file = root / ".taskmaster" / "tasks" / "tasks.json"
+    tasks_file.parent.mkdir(parents=True)
+    shutil.copyfile(CORPUS / "5dlabs__toolman.json", tasks_file)
+    (root / "config").mkdir()
+    (root / "config" / "parallel-execution.yaml").write_text(
+        yaml.safe_dump({"parallel_execution": {"command": "true", **QUICK}})
+    )
+    return tasks_file
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: None if key == "status" else _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+_STATUS_LINE = re.compile(r'\s*"status": "[a-z-]+",?')
+
+
+def test_update_status_changes_only_statuses_of_a_corpus_file(tmp_path: Path) -> None:
+    tasks_file = _corpus_project(tmp_path)
+    before = tasks_file.read_text()
+    result = ptx(tmp_path, "run", "8", "9", "--update-status")
+    assert result.returncode == 0, result.stderr
+    after = tasks_file.read_text()
+    assert _masked(json.loads(after)) == _masked(json.loads(before))
+    old, new = before.splitlines(), after.splitlines()
+    assert len(old) == len(new)
+    changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+    assert changed
+    assert all(_STATUS_LINE.fullmatch(a) and _STATUS_LINE.fullmatch(b) for a, b in changed)
+    master = {entry["id"]: entry for entry in json.loads(after)["master"]["tasks"]}
+    assert (master[8]["status"], master[9]["status"], master[10]["status"]) == (
+        "done",
+        "done",
+        "pending",
+    )
+
+
+def test_a_held_taskmaster_lock_is_never_written_through(tmp_path: Path) -> None:
+    tasks_file = _corpus_project(tmp_path)
+    before = tasks_file.read_bytes()
+    lock = tasks_file.with_name("tasks.json.lock")
+    lock.write_text(json.dumps({"pid": os.getpid()}))
+    done = threading.Event()
+
+    def keep_fresh() -> None:  # a live holder: the lock never looks stale
+        while not done.wait(0.2):
+            os.utime(lock)
+
+    holder = threading.Thread(target=keep_fresh)
+    holder.start()
+    try:
+        result = ptx(tmp_path, "run", "8", "9", "--update-status")
+    finally:
+        done.set()
+        holder.join()
+    assert result.returncode == 0, result.stderr
+    assert tasks_file.read_bytes() == before
+    assert "warning:" in result.stderr
+    assert "tasks.json.lock" in result.stderr
+    assert "status of 8, 9 not written" in result.stderr
+    assert statuses(tmp_path) == {"8": "succeeded", "9": "succeeded"}
+    assert lock.exists()
+
+
+# --- failure policy, retries, fail-fast ------------------------------------------------------
+
+
+def test_a_failure_skips_its_dependents_and_independent_work_goes_on(tmp_path: Path) -> None:
+    tasks = [
+        task(1, "exit 3"),
+        task(2, "touch two", 1),
+        task(3, "touch three", 2),
+        task(4, "touch four"),
+        task(5, "touch five", 4),
+    ]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "-j", "1", "--report-json", "report.json")
+    assert result.returncode == 1
+    by_id = {entry["id"]: entry for entry in read_report(root / "report.json")["tasks"]}
+    assert {key: entry["status"] for key, entry in by_id.items()} == {
+        "1": "failed",
+        "2": "skipped",
+        "3": "skipped",
+        "4": "succeeded",
+        "5": "succeeded",
+    }
+    assert by_id["1"]["exit_code"] == 3
+    assert by_id["2"]["reason"] == "dependency 1 failed"
+    assert by_id["3"]["reason"] == "dependency 1 failed"  # the root cause, not the chain
+    assert {path.name for path in root.iterdir()} >= {"four", "five"}
+    assert not (root / "two").exists()
+    assert not (root / "three").exists()
+    assert "skipped 2: dependency 1 failed" in result.stderr
+
+
+def test_retries_rerun_a_failing_task_until_it_succeeds(tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    command = f'echo x >> {q(counter)}; [ "$(wc -l < {q(counter)})" -ge 3 ]'
+    root = make_project(tmp_path, [task(1, command)])
+    result = ptx(root, "run", "--retries", "2", "--report-json", "report.json")
+    assert result.returncode == 0, result.stderr
+    assert len(lines(counter)) == 3
+    records = attempts(root)
+    assert [(r.attempt, r.status) for r in records] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "succeeded"),
+    ]
+    assert read_report(root / "report.json")["tasks"][0]["attempts"] == 3
+
+
+def test_retries_run_out(tmp_path: Path) -> None:
+    counter = tmp_path / "counter"
+    root = make_project(tmp_path, [task(1, f"echo x >> {q(counter)}; exit 1")])
+    result = ptx(root, "run", "--retries", "1")
+    assert result.returncode == 1
+    assert len(lines(counter)) == 2
+    assert [(r.attempt, r.status) for r in attempts(root)] == [(1, "failed"), (2, "failed")]
+
+
+def test_fail_fast_starts_nothing_after_a_failure(tmp_path: Path) -> None:
+    # -j 1 and priorities make the order certain: the failure comes first.
+    tasks = [
+        task(1, "exit 1", priority="critical"),
+        task(2, "touch two", priority="low"),
+        task(3, "touch three", priority="low"),
+    ]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "-j", "1", "--fail-fast", "--report-json", "report.json")
+    assert result.returncode == 1
+    report = read_report(root / "report.json")
+    assert [entry["status"] for entry in report["tasks"]] == ["failed", "not-run", "not-run"]
+    assert not (root / "two").exists()
+    assert not (root / "three").exists()
+    assert statuses(root) == {"1": "failed"}
+
+
+def test_fail_fast_from_the_config(tmp_path: Path) -> None:
+    tasks = [task(1, "exit 1", priority="critical"), task(2, "touch two", priority="low")]
+    root = make_project(tmp_path, tasks, failure_policy="fail-fast")
+    assert ptx(root, "run", "-j", "1").returncode == 1
+    assert not (root / "two").exists()
+
+
+# --- selection, refusal, dry run, report -----------------------------------------------------
+
+
+def test_dry_run_prints_order_and_commands_and_runs_nothing(tmp_path: Path) -> None:
+    tasks = [
+        task(1, "touch one"),
+        task(2, "touch {title}", 1, title="two words"),
+        task(3, ["touch", "{title}", "attempt {attempt}"], 2, title="three"),
+    ]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "1\ttouch one",
+        "2\ttouch 'two words'",
+        "3\ttouch three 'attempt 1'",
+    ]
+    assert {path.name for path in root.iterdir()} == {".taskmaster", "config"}
+
+
+def test_targets_run_with_their_unfinished_dependencies_only(tmp_path: Path) -> None:
+    tasks = [
+        task(1, "touch one", status="done"),
+        task(2, "touch two", 1),
+        task(3, "touch three"),
+        task(7, "touch seven", 2),
+        task(8, "touch eight", 7),
+    ]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "7")
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in root.iterdir() if path.is_file()) == ["seven", "two"]
+    assert sorted(statuses(root)) == ["2", "7"]
+
+
+def test_satisfied_tasks_are_not_rerun(tmp_path: Path) -> None:
+    tasks = [
+        task(1, "touch one", status="done"),
+        task(2, "touch two", status="cancelled"),
+        task(3, "touch three", 1, 2, status="completed"),
+        task(4, "touch four", 3),
+    ]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run")
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in root.iterdir() if path.is_file()) == ["four"]
+
+
+def test_a_task_without_a_command_stops_the_run_before_it_starts(tmp_path: Path) -> None:
+    tasks = [task(1, "touch one"), task(2, None), task(3, "touch three", 1)]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run")
+    assert result.returncode == 2
+    assert "no command for task(s) 2" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "one").exists()
+    assert not (root / ".ptx" / "logs").exists()
+
+
+def test_a_cycle_stops_the_run_before_anything_runs(tmp_path: Path) -> None:
+    tasks = [task(1, "touch one"), task(2, "touch two", 3), task(3, "touch three", 2)]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run")
+    assert result.returncode == 1
+    assert "PTX101" in result.stderr
+    assert "2 -> 3 -> 2" in result.stderr or "3 -> 2 -> 3" in result.stderr
+    assert not (root / "one").exists()
+
+
+def test_report_json_has_the_documented_keys(tmp_path: Path) -> None:
+    tasks = [task(1, "sleep 0.2"), task(2, "sleep 0.2"), task(3, "echo out", 1, 2)]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "-j", "2", "--report-json", "out/report.json")
+    assert result.returncode == 0, result.stderr
+    report = read_report(root / "out" / "report.json")
+    assert set(report) >= {
+        "run_id",
+        "status",
+        "jobs",
+        "wall_seconds",
+        "work_seconds",
+        "speedup",
+        "efficiency",
+        "critical_path",
+        "bound_seconds",
+        "optimality",
+        "level_barrier_seconds",
+        "degraded",
+        "tasks",
+    }
+    assert set(report["critical_path"]) == {"tasks", "seconds"}
+    assert (report["status"], report["jobs"]) == ("succeeded", 2)
+    assert report["critical_path"]["tasks"][-1] == "3"
+    assert report["work_seconds"] >= 0.4
+    for entry in report["tasks"]:
+        assert set(entry) >= {
+            "id",
+            "title",
+            "status",
+            "exit_code",
+            "attempts",
+            "started_at",
+            "ended_at",
+            "duration_seconds",
+            "log",
+        }
+    third = report["tasks"][2]
+    assert (third["id"], third["exit_code"], third["attempts"]) == ("3", 0, 1)
+    assert Path(third["log"]).read_text() == "out\n"
+    assert third["started_at"] <= third["ended_at"]
+
+
+def test_bad_usage_exits_2(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true")])
+    unknown = ptx(root, "run", "99")
+    assert unknown.returncode == 2
+    assert "99" in unknown.stderr
+    assert not (root / ".ptx" / "logs").exists()
+    nothing = ptx(root, "run", "--resume")
+    assert nothing.returncode == 2
+    assert "nothing to resume" in nothing.stderr
+    (root / "config" / "parallel-execution.yaml").write_text("parallel_execution: {retries: -1}\n")
+    assert ptx(root, "run").returncode == 2
+
+
+def test_a_successful_run_exits_0(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true"), task(2, "true", 1)])
+    result = ptx(root, "run")
+    assert result.returncode == 0, result.stderr
+    assert statuses(root) == {"1": "succeeded", "2": "succeeded"}
+    assert "run " in result.stderr
+    assert "succeeded" in result.stderr
+
+
+def test_sigterm_is_an_interrupt_too(
+    tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    root = make_project(tmp_path, [task(1, _long_task(pid_file))])
+    background.append(proc := spawn(root, "run"))
+    wait_for(lambda: len(pids_in(pid_file)) == 2, "the task to start")
+    proc.terminate()
+    assert proc.wait(HANG_GUARD) == 130
+    assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
+    assert statuses(root) == {"1": "interrupted"}
+
+
+def test_an_interrupt_during_a_retry_backoff_ends_the_run(
+    tmp_path: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    counter = tmp_path / "counter"
+    tasks = [task(1, f"echo x >> {q(counter)}; exit 1"), task(2, "touch two", 1)]
+    root = make_project(tmp_path, tasks, retry_backoff_seconds=600)
+    background.append(proc := spawn(root, "run", "--retries", "3", "--report-json", "r.json"))
+    wait_for(lambda: "retry in" in progress(root), "the first attempt to fail")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(HANG_GUARD) == 130
+    assert len(lines(counter)) == 1
+    assert [(r.attempt, r.status) for r in attempts(root)] == [(1, "failed")]
+    report = read_report(root / "r.json")
+    assert [entry["status"] for entry in report["tasks"]] == ["failed", "skipped"]
+
+
+def test_a_failed_task_gets_its_status_back(tmp_path: Path) -> None:
+    tasks_file = _corpus_project(tmp_path)
+    config = tmp_path / "config" / "parallel-execution.yaml"
+    config.write_text(yaml.safe_dump({"parallel_execution": {"command": "exit 1", **QUICK}}))
+    before = tasks_file.read_bytes()
+    result = ptx(tmp_path, "run", "8", "--update-status")
+    assert result.returncode == 1
+    assert "warning" not in result.stderr
+    assert tasks_file.read_bytes() == before  # in-progress while it ran, pending again now
+
+
+_BREAK_TASK_2 = """
+import sys
+from ptx import cli, commands
+real = commands.write_task_json
+def broken(task, path):
+    if task.id == "2":
+        raise OSError("disk full")
+    real(task, path)
+commands.write_task_json = broken
+sys.exit(cli.main(["run", "-j", "2"]))
+"""
+
+
+def test_an_internal_error_mid_run_stops_the_running_tasks(tmp_path: Path, pid_file: Path) -> None:
+    # Without a stop, leaving the pool would wait for the endless task 1 forever.
+    endless = f"echo $$ >> {q(pid_file)}; while :; do sleep 0.1; done"
+    tasks = [task(1, endless), task(3, "true"), task(2, "true", 3)]
+    root = make_project(tmp_path, tasks)
+    result = subprocess.run(
+        [sys.executable, "-c", _BREAK_TASK_2],
+        cwd=root,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "disk full" in result.stderr
+    assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
+
+
+def test_statuses_a_held_lock_kept_back_are_written_once_it_is_free(tmp_path: Path) -> None:
+    tasks_file = _corpus_project(tmp_path)
+    lock = tasks_file.with_name("tasks.json.lock")
+    settings = {"command": "true", "tasks": {"8": {"command": f"rm {q(lock)}"}}, **QUICK}
+    (tmp_path / "config" / "parallel-execution.yaml").write_text(
+        yaml.safe_dump({"parallel_execution": settings})
+    )
+    lock.write_text(json.dumps({"pid": os.getpid()}))  # fresh: held until task 8 removes it
+    result = ptx(tmp_path, "run", "8", "9", "--update-status")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("status write-back held up") == 1
+    assert "not written" not in result.stderr
+    master = {entry["id"]: entry for entry in json.loads(tasks_file.read_text())["master"]["tasks"]}
+    assert (master[8]["status"], master[9]["status"]) == ("done", "done")
