@@ -1,21 +1,24 @@
-"""Taskmaster's tasks.json: finding it, choosing the tag and reading one tag into frozen tasks."""
+"""Reading one tag of Taskmaster's tasks.json into frozen tasks, and loading a project."""
 
 from __future__ import annotations
 
-import difflib
-import gc
 import json
 import math
-from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import partial
-from itertools import accumulate, repeat
-from operator import sub
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from ptx.errors import InputError, UsageError
+from ptx.discovery import (
+    Document,
+    choose_tag,
+    find_tasks_file,
+    gc_paused,
+    project_root,
+    read_document,
+    resolve_tag,
+    tag_list,
+    tag_text,
+)
+from ptx.errors import UsageError
 from ptx.model import (
     DEFAULT_PRIORITY,
     DEFAULT_STATUS,
@@ -28,209 +31,30 @@ from ptx.model import (
     Task,
     TaskList,
     TaskOptions,
-    frozen_map,
 )
+from ptx.options import parse_options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
 
-MAX_BYTES = 50 * 1024 * 1024
-MAX_DEPTH = 200
-MASTER = "master"
-_CANDIDATES = (Path(".taskmaster", "tasks", "tasks.json"), Path("tasks", "tasks.json"))
-_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
-_BRACKET_STEP = bytes.maketrans(b"[]{}", b"\x02\x00\x02\x00")
+__all__ = [
+    "Document",
+    "find_tasks_file",
+    "load_all_tags",
+    "load_project",
+    "parse_tag",
+    "project_root",
+    "read_document",
+    "resolve_tag",
+    "subtask_number",
+    "task_key",
+]
+
 _ERROR, _WARNING = Severity.ERROR, Severity.WARNING
 _TASK_ID_FORMS = "a non-negative integer or digit string"
 _SUB_ID_FORMS = 'an integer, digit string, "P.S" string or float'
 _NO_OPTIONS = TaskOptions()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Document:
-    """A parsed tasks.json: its layout, its tags in file order and the parsed root object."""
-
-    path: Path
-    layout: str  # "legacy" or "tagged"
-    tags: tuple[str, ...]
-    root: Mapping[str, Any]
-
-
-# --- locating -------------------------------------------------------------------------------
-
-
-def find_tasks_file(start: Path) -> Path:
-    """The nearest .taskmaster/tasks/tasks.json or tasks/tasks.json at or above `start`."""
-    here = start.resolve()
-    for directory in (here, *here.parents):
-        for candidate in _CANDIDATES:
-            if (directory / candidate).is_file():
-                return directory / candidate
-    raise InputError(
-        "no tasks.json found: looked for .taskmaster/tasks/tasks.json and tasks/tasks.json"
-        f" in {here} and its parents; use --file"
-    )
-
-
-def project_root(tasks_file: Path) -> Path:
-    """The directory that holds .taskmaster/ or tasks/, else the file's own directory."""
-    folder = tasks_file.parent
-    if tasks_file.name != "tasks.json":
-        return folder
-    if folder.name == "tasks" and folder.parent.name == ".taskmaster":
-        return folder.parent.parent
-    if folder.name in {"tasks", ".taskmaster"}:
-        return folder.parent
-    return folder
-
-
-# --- reading --------------------------------------------------------------------------------
-
-
-def read_document(path: Path) -> Document:
-    data = _read_bytes(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not valid UTF-8 (bad byte at offset {exc.start})") from None
-    if not text or text.isspace():
-        raise InputError(f"{path} is empty: expected Taskmaster JSON")
-    root = _parse_json(path, text, _rough_depth(data) > MAX_DEPTH)
-    layout, tags = _detect_layout(path, root)
-    return Document(path=path, layout=layout, tags=tags, root=root)
-
-
-def _read_bytes(path: Path) -> bytes:
-    limit = f"ptx reads tasks files up to {MAX_BYTES // 2**20} MB"
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise InputError(f"{path} is {path.stat().st_size / 2**20:.1f} MB; {limit}")
-        with path.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)  # the file may have grown since stat
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise InputError(f"{path} is over 50 MB; {limit}")
-    return data
-
-
-def _rough_depth(data: bytes) -> int:
-    """Bracket depth, counting brackets in strings too: a cheap gate for the exact walk."""
-    steps = data.translate(None, _NOT_BRACKETS).translate(_BRACKET_STEP)
-    return max(accumulate(map(sub, steps, repeat(1))), default=0)
-
-
-def _parse_json(path: Path, text: str, suspicious: bool) -> Any:  # noqa: ANN401 (JSON is untyped)
-    too_deep = InputError(f"{path}: JSON nested deeper than {MAX_DEPTH} levels")
-    try:
-        with _gc_paused():
-            root = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:  # the C scanner stops at the interpreter's recursion limit
-        raise too_deep from None
-    except ValueError as exc:  # e.g. an integer longer than int's digit limit
-        raise InputError(f"{path}: invalid JSON: {exc}") from None
-    if suspicious and _exact_depth(root) > MAX_DEPTH:
-        raise too_deep
-    return root
-
-
-def _exact_depth(root: Any) -> int:  # noqa: ANN401 (JSON is untyped)
-    deepest, stack = 0, [(root, 1)]
-    while stack:
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return deepest
-
-
-def _detect_layout(path: Path, root: object) -> tuple[str, tuple[str, ...]]:
-    shapes = 'Taskmaster files are {"tasks": [...]} or {"<tag>": {"tasks": [...]}}'
-    if not isinstance(root, dict):
-        kind = "an array" if isinstance(root, list) else f"a JSON {type(root).__name__}"
-        raise InputError(f"{path}: the root is {kind}, not an object; {shapes}")
-    tags = tuple(k for k, v in root.items() if isinstance(v, dict) and _has_tasks(v))
-    if _has_tasks(root):
-        if tags:
-            raise InputError(
-                f'{path}: holds both a root "tasks" array and tags ({", ".join(tags)});'
-                " cannot tell which layout it is"
-            )
-        return "legacy", (MASTER,)
-    if not tags:
-        raise InputError(f"{path}: no task lists found; {shapes}")
-    return "tagged", tags
-
-
-def _has_tasks(value: Mapping[str, Any]) -> bool:
-    return isinstance(value.get("tasks"), list)
-
-
-# --- choosing the tag -----------------------------------------------------------------------
-
-
-def resolve_tag(
-    doc: Document, root: Path, requested: str | None, environ: Mapping[str, str]
-) -> tuple[str, str | None]:
-    """The tag to read and, when worth saying, why (or which settings file was ignored)."""
-    tag, notices = _choose_tag(doc, root, requested, environ)
-    return tag, "; ".join(notices) or None
-
-
-def _choose_tag(
-    doc: Document, root: Path, requested: str | None, environ: Mapping[str, str]
-) -> tuple[str, list[str]]:
-    notices: list[str] = []
-    asked = _asked_tag(root, requested, environ, notices)
-    if asked is None:
-        if len(doc.tags) == 1:
-            if doc.tags[0] != MASTER:
-                notices.append(f"using tag '{doc.tags[0]}', the only tag in {doc.path}")
-            return doc.tags[0], notices
-        asked = (MASTER, "the default")
-    tag, source = asked
-    if tag not in doc.tags:
-        raise UsageError(
-            f"tag '{tag}' not found in {doc.path} (from {source}); tags: {', '.join(doc.tags)}"
-        )
-    return tag, notices
-
-
-def _asked_tag(
-    root: Path, requested: str | None, environ: Mapping[str, str], notices: list[str]
-) -> tuple[str, str] | None:
-    if requested is not None:
-        return requested, "--tag"
-    if environ.get("TASKMASTER_TAG"):
-        return environ["TASKMASTER_TAG"], "TASKMASTER_TAG"
-    state_path = root / ".taskmaster" / "state.json"
-    state = _settings(state_path, notices)
-    for key in ("currentTag", "activeTag"):
-        if isinstance(state.get(key), str) and state[key]:
-            return state[key], f"{state_path} {key}"
-    config_path = root / ".taskmaster" / "config.json"
-    section = _settings(config_path, notices).get("global")
-    if isinstance(section, dict) and isinstance(section.get("defaultTag"), str):
-        return section["defaultTag"], f"{config_path} global.defaultTag"
-    return None
-
-
-def _settings(path: Path, notices: list[str]) -> Mapping[str, Any]:
-    """A Taskmaster settings file's object; unreadable ones are ignored, as Taskmaster does."""
-    try:
-        with path.open("rb") as stream:
-            value = json.loads(stream.read(MAX_BYTES))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, RecursionError) as exc:
-        notices.append(f"ignoring {path}: {exc}")
-        return {}
-    if not isinstance(value, dict):
-        notices.append(f"ignoring {path}: not a JSON object")
-        return {}
-    return value
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -242,7 +66,7 @@ def load_project(
     path = file.resolve() if file is not None else find_tasks_file(start)
     root = project_root(path)
     doc = read_document(path)
-    chosen, notices = _choose_tag(doc, root, tag, environ)
+    chosen, notices = choose_tag(doc, root, tag, environ)
     return _project(doc, root, chosen, tuple(notices))
 
 
@@ -262,23 +86,12 @@ def _project(doc: Document, root: Path, tag: str, notices: tuple[str, ...]) -> P
 def parse_tag(doc: Document, tag: str) -> TaskList:
     """One tag's tasks, normalised; problems with single tasks become findings, never errors."""
     if tag not in doc.tags:
-        raise UsageError(f"tag '{tag}' not found in {doc.path}; tags: {', '.join(doc.tags)}")
+        raise UsageError(
+            f"tag '{tag_text(tag)}' not found in {doc.path}; tags: {tag_list(doc.tags)}"
+        )
     entries = doc.root["tasks"] if doc.layout == "legacy" else doc.root[tag]["tasks"]
-    with _gc_paused():
+    with gc_paused():
         return _TagReader(tag).read(entries)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Reading allocates about ten objects per task and creates no cycles; the collections
-    those allocations trigger would re-traverse the whole parsed tree and double the time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --- one tag's tasks ------------------------------------------------------------------------
@@ -318,7 +131,7 @@ class _TagReader:
         collected: list[_Entry] = []
         for index, obj in enumerate(entries):
             token = obj.get("id") if type(obj) is dict else None
-            task_id = _plain_id(token)
+            task_id = task_key(token)
             if type(obj) is not dict or task_id is None:
                 self._malformed(None, f"tasks[{index}]", obj, _TASK_ID_FORMS)
             elif task_id in self.siblings:
@@ -339,7 +152,7 @@ class _TagReader:
             self._note(Code.MALFORMED_TASK, _ERROR, task_id, message)
             return []
         for index, sub_obj in enumerate(items or ()):
-            number = _sub_number(sub_obj.get("id")) if type(sub_obj) is dict else None
+            number = subtask_number(sub_obj.get("id")) if type(sub_obj) is dict else None
             if number is None:
                 self._malformed(
                     task_id, f"task {task_id}: subtasks[{index}]", sub_obj, _SUB_ID_FORMS
@@ -482,17 +295,16 @@ class _TagReader:
     def _options(self, metadata: object, task_id: str) -> TaskOptions:
         if type(metadata) is not dict or "ptx" not in metadata:
             return _NO_OPTIONS
-        options, problems = _read_options(metadata["ptx"])
+        options, problems = parse_options(metadata["ptx"], "metadata.ptx")
         for problem in problems:
-            message = f"task {task_id}: metadata.ptx{problem}"
-            self._note(Code.BAD_TASK_OPTIONS, _ERROR, task_id, message)
+            self._note(Code.BAD_TASK_OPTIONS, _ERROR, task_id, f"task {task_id}: {problem}")
         return options
 
 
 # --- ids ------------------------------------------------------------------------------------
 
 
-def _plain_id(token: object) -> str | None:
+def task_key(token: object) -> str | None:
     """A task id: a non-negative int or a string of ASCII digits, as "7"."""
     if type(token) is int:
         return str(token) if token >= 0 else None
@@ -501,7 +313,7 @@ def _plain_id(token: object) -> str | None:
     return None
 
 
-def _sub_number(token: object) -> str | None:
+def subtask_number(token: object) -> str | None:
     """A subtask's own number; like Taskmaster, only the part after the dot of "7.2" or 7.2."""
     parts = _id_parts(token)
     return None if parts is None else parts[1] or parts[0]
@@ -513,13 +325,13 @@ def _id_parts(token: object) -> tuple[str, str | None] | None:
         if not math.isfinite(token):
             return None
         token = str(int(token)) if token.is_integer() else repr(token)
-    head = _plain_id(token)
+    head = task_key(token)
     if head is not None:
         return head, None
     if type(token) is not str:
         return None
     first, _, second = token.partition(".")
-    head, tail = _plain_id(first), _plain_id(second)
+    head, tail = task_key(first), task_key(second)
     return None if head is None or tail is None else (head, tail)
 
 
@@ -530,78 +342,3 @@ def _show(value: object) -> str:
     except (ValueError, RecursionError):
         shown = repr(value)
     return shown if len(shown) <= 100 else shown[:97] + "..."
-
-
-# --- metadata.ptx ---------------------------------------------------------------------------
-
-
-def _read_options(value: object) -> tuple[TaskOptions, list[str]]:
-    """TaskOptions from `metadata.ptx`, and one problem per bad key (the key path first)."""
-    if type(value) is not dict:
-        return _NO_OPTIONS, [f": must be an object, got {_show(value)}"]
-    fields: dict[str, Any] = {}
-    problems: list[str] = []
-    for key, raw in value.items():
-        if key not in _OPTION_RULES:
-            close = difflib.get_close_matches(key, _OPTION_RULES, n=1)
-            hint = f' (did you mean "{close[0]}"?)' if close else ""
-            allowed = ", ".join(sorted(_OPTION_RULES))
-            problems.append(f".{key}: unknown key{hint}; allowed: {allowed}")
-            continue
-        requirement, convert = _OPTION_RULES[key]
-        converted = convert(raw)
-        if converted is None:
-            problems.append(f".{key}: {requirement}, got {_show(raw)}")
-        else:
-            fields[key] = converted
-    return TaskOptions(**fields), problems
-
-
-def _number(value: object, *, zero_ok: bool) -> float | None:
-    """A finite number above zero (or at least zero); bools are not numbers here."""
-    if type(value) not in {int, float}:
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) and (number > 0 or (zero_ok and number == 0)) else None
-
-
-def _command(value: object) -> str | tuple[str, ...] | None:
-    if type(value) is str:
-        return value if value.strip() and "\0" not in value else None
-    if type(value) is list and value and all(type(a) is str and "\0" not in a for a in value):
-        return tuple(value)
-    return None
-
-
-def _resources(value: object) -> Mapping[str, int] | None:
-    if type(value) is dict and all(type(n) is int and n > 0 for n in value.values()):
-        return frozen_map(value)
-    return None
-
-
-def _env(value: object) -> Mapping[str, str] | None:
-    if type(value) is not dict:
-        return None
-    env = {k: v if type(v) is str else json.dumps(v) for k, v in value.items()}
-    scalars = all(type(v) in {str, int, float, bool} for v in value.values())
-    names_ok = all(k and "=" not in k and "\0" not in k for k in env)
-    return frozen_map(env) if scalars and names_ok and "\0" not in "".join(env.values()) else None
-
-
-_OPTION_RULES: Mapping[str, tuple[str, Callable[[Any], object]]] = MappingProxyType(
-    {
-        "command": ("must be a non-empty string or a non-empty list of strings", _command),
-        "timeout_seconds": ("must be a positive number", partial(_number, zero_ok=False)),
-        "retries": ("must be an integer >= 0", lambda v: v if type(v) is int and v >= 0 else None),
-        "resources": ("must map resource names to positive integers", _resources),
-        "cwd": (
-            "must be a non-empty string",
-            lambda v: v if type(v) is str and v and "\0" not in v else None,
-        ),
-        "env": ("must map variable names to strings, numbers or booleans", _env),
-        "estimate_seconds": ("must be a number >= 0", partial(_number, zero_ok=True)),
-    }
-)

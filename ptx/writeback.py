@@ -4,153 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import re
 import stat
 import tempfile
-import time
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ptx.errors import InputError, LockTimeoutError
+from ptx.errors import InputError
 from ptx.model import DEFAULT_STATUS
+from ptx.taskmaster import subtask_number, task_key
+from ptx.tmlock import taskmaster_lock
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
-STALE_LOCK_SECONDS = 10.0  # Taskmaster's staleLockAge and proper-lockfile's `stale`
-_RETRY_SECONDS = 0.02
 _DONE = frozenset({"done", "completed"})
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
-
-
-# --- the lock -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Held:
-    """What our lock file looked like when we created it, to recognise it at release."""
-
-    content: bytes
-    device: int
-    inode: int
-
-
-@contextmanager
-def taskmaster_lock(path: Path, *, timeout: float) -> Iterator[None]:
-    """Hold `<path>.lock` the way Taskmaster does; a file or a directory there blocks us."""
-    lock = path.with_name(path.name + ".lock")
-    held = _acquire(lock, timeout)
-    try:
-        yield
-    finally:
-        _release(lock, held)
-
-
-def _acquire(lock: Path, timeout: float) -> _Held:
-    deadline = time.monotonic() + timeout
-    while True:
-        held = _try_create(lock)
-        if held is not None:
-            return held
-        if _break_if_stale(lock) and time.monotonic() < deadline:
-            continue  # whoever creates it next wins: maybe us, maybe not
-        if time.monotonic() >= deadline:
-            raise LockTimeoutError(_held_message(lock, timeout))
-        time.sleep(min(_RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
-
-
-def _try_create(lock: Path) -> _Held | None:
-    stamp = {"pid": os.getpid(), "timestamp": time.time_ns() // 1_000_000}
-    content = json.dumps(stamp, separators=(",", ":")).encode()  # as JSON.stringify writes it
-    try:
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return None
-    except OSError as error:
-        raise InputError(f"cannot create the lock {lock}: {error.strerror}") from error
-    try:
-        os.write(descriptor, content)
-        info = os.fstat(descriptor)
-    except BaseException:
-        os.close(descriptor)
-        lock.unlink()
-        raise
-    os.close(descriptor)
-    return _Held(content=content, device=info.st_dev, inode=info.st_ino)
-
-
-def _release(lock: Path, held: _Held) -> None:
-    """Remove the lock only if it is still the one we made (it may have been broken as stale)."""
-    try:
-        info = os.lstat(lock)
-        content = lock.read_bytes()
-    except OSError:
-        return
-    if (info.st_dev, info.st_ino) == (held.device, held.inode) and content == held.content:
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
-
-
-def _is_stale(info: os.stat_result) -> bool:
-    return time.time() - info.st_mtime > STALE_LOCK_SECONDS
-
-
-def _break_if_stale(lock: Path) -> bool:
-    """Remove a lock left by a dead writer; True when the caller should retry at once.
-
-    The lock is first renamed aside, atomically: if what we moved turns out not to be the stale
-    lock we looked at (someone broke it and made a fresh one in between), it is put back.
-    """
-    try:
-        seen = os.lstat(lock)
-        if not _is_stale(seen) or (stat.S_ISDIR(seen.st_mode) and any(lock.iterdir())):
-            return False  # a non-empty directory is not proper-lockfile's: never delete contents
-        aside = lock.with_name(f"{lock.name}.stale.{os.getpid()}.{uuid.uuid4().hex}")
-        lock.rename(aside)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False  # cannot inspect or move it: treat it as held
-    moved = os.lstat(aside)
-    if (moved.st_dev, moved.st_ino) == (seen.st_dev, seen.st_ino) and _is_stale(moved):
-        with contextlib.suppress(OSError):
-            aside.rmdir() if stat.S_ISDIR(moved.st_mode) else aside.unlink()
-    else:
-        _put_back(aside, lock, directory=stat.S_ISDIR(moved.st_mode))
-    return True
-
-
-def _put_back(aside: Path, lock: Path, *, directory: bool) -> None:
-    """Return a live lock we moved by mistake; if a third writer got in meanwhile, its stands."""
-    with contextlib.suppress(OSError):
-        if directory:
-            aside.rename(lock)
-            return
-        os.link(aside, lock)  # link, not rename: never replace a lock that appeared meanwhile
-    with contextlib.suppress(OSError):
-        aside.unlink()
-
-
-def _held_message(lock: Path, timeout: float) -> str:
-    holder, age = "an unknown process", ""
-    try:
-        info = os.lstat(lock)
-        age = f", {max(0.0, time.time() - info.st_mtime):.1f} s old"
-        if stat.S_ISDIR(info.st_mode):
-            holder = "a Taskmaster process (directory lock)"
-        elif isinstance(pid := json.loads(lock.read_bytes()).get("pid"), int):
-            holder = f"pid {pid}"
-    except FileNotFoundError:
-        return f"{lock} kept being taken by other writers; gave up after {timeout:g} s"
-    except (OSError, ValueError, AttributeError):
-        pass  # half-written or foreign content: the holder stays unknown
-    return f"{lock} is held by {holder}{age}; gave up after {timeout:g} s"
 
 
 # --- locating statuses in the text ----------------------------------------------------------
@@ -255,43 +127,18 @@ def _tag_tasks(text: str, tag: str, path: Path) -> _Member:
     return tasks
 
 
-# The two id rules below must agree with taskmaster.py's `_plain_id` and `_sub_number`.
-
-
-def _task_key(token: object) -> str | None:
-    """A task id: a non-negative int or a string of ASCII digits, as "7"."""
-    if type(token) is int:
-        return str(token) if token >= 0 else None
-    if type(token) is str and token.isdigit() and token.isascii():
-        return token.lstrip("0") or "0"
-    return None
-
-
-def _subtask_key(token: object) -> str | None:
-    """A subtask's own number: 2 for 2, "2", "7.2" or 7.2 (the part after the dot)."""
-    if type(token) is float:
-        if not math.isfinite(token):
-            return None
-        token = str(int(token)) if token.is_integer() else repr(token)
-    plain = _task_key(token)
-    if plain is not None or type(token) is not str:
-        return plain
-    head, _, tail = token.partition(".")
-    return _task_key(tail) if _task_key(head) is not None else None
-
-
 def _index(text: str, tasks: _Member) -> dict[str, _Node]:
     """Every task and subtask of the tag by normalised id; the first of duplicates wins."""
     nodes: dict[str, _Node] = {}
     for members in _objects(text, tasks):
-        task_id = _task_key(members["id"].value) if "id" in members else None
+        task_id = task_key(members["id"].value) if "id" in members else None
         if task_id is None or task_id in nodes:
             continue
         subtasks = members.get("subtasks")
         found = _objects(text, subtasks) if subtasks and isinstance(subtasks.value, list) else []
         children: list[str] = []
         for sub in found:
-            sub_id = _subtask_key(sub["id"].value) if "id" in sub else None
+            sub_id = subtask_number(sub["id"].value) if "id" in sub else None
             key = f"{task_id}.{sub_id}"
             if sub_id is not None and key not in nodes and key not in children:
                 children.append(key)

@@ -1,4 +1,4 @@
-"""Tests for ptx.taskmaster: the real corpus, discovery, the tag chain, bad input, normalising."""
+"""Tests for ptx.taskmaster: the real corpus, normalising tasks and ids, metadata.ptx, loading."""
 
 from __future__ import annotations
 
@@ -13,16 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ptx import discovery, taskmaster
 from ptx.errors import InputError, UsageError
-from ptx.model import Code, Finding, Severity, Task, TaskList
+from ptx.model import Code, Finding, Severity, Task, TaskList, TaskOptions
+from ptx.options import OPTION_RULES
 from ptx.taskmaster import (
-    find_tasks_file,
     load_all_tags,
     load_project,
     parse_tag,
-    project_root,
     read_document,
-    resolve_tag,
 )
 
 CORPUS = Path(
@@ -201,227 +200,34 @@ def test_null_test_strategy_reads_as_empty_text() -> None:
     assert {t.test_strategy for t in nulls} == {""}
 
 
-# --- discovery ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("layout", [".taskmaster/tasks/tasks.json", "tasks/tasks.json"])
-def test_finds_the_file_from_a_nested_directory(tmp_path: Path, layout: str) -> None:
-    path = _write(tmp_path / layout, {"tasks": []})
-    nested = tmp_path / "src" / "deep" / "er"
-    nested.mkdir(parents=True)
-    assert find_tasks_file(nested) == path.resolve()
-    assert project_root(find_tasks_file(nested)) == tmp_path.resolve()
-
-
-def test_prefers_taskmaster_dir_and_the_nearest_directory(tmp_path: Path) -> None:
-    _write(tmp_path / "tasks" / "tasks.json", {"tasks": []})
-    inner = _write(tmp_path / "app" / "tasks" / "tasks.json", {"tasks": []})
-    assert find_tasks_file(tmp_path / "app") == inner.resolve()
-    modern = _write(tmp_path / "app" / ".taskmaster" / "tasks" / "tasks.json", {"tasks": []})
-    assert find_tasks_file(tmp_path / "app") == modern.resolve()
-
-
-def test_not_found_names_both_paths_and_suggests_file(tmp_path: Path) -> None:
-    start = tmp_path.resolve()
-    for folder in (start, *start.parents):
-        if (folder / "tasks" / "tasks.json").exists() or (folder / ".taskmaster").exists():
-            pytest.skip(f"a stray tasks file above the test directory: {folder}")
-    with pytest.raises(InputError) as caught:
-        find_tasks_file(tmp_path)
-    assert str(caught.value) == (
-        "no tasks.json found: looked for .taskmaster/tasks/tasks.json and tasks/tasks.json"
-        f" in {start} and its parents; use --file"
-    )
-
-
-@pytest.mark.parametrize(
-    ("relative", "root"),
-    [
-        ("p/.taskmaster/tasks/tasks.json", "p"),
-        ("p/tasks/tasks.json", "p"),
-        ("p/.taskmaster/tasks.json", "p"),
-        ("p/docs/tasks.json", "p/docs"),
-        ("p/tasks/other.json", "p/tasks"),
-    ],
-)
-def test_project_root(relative: str, root: str) -> None:
-    assert project_root(Path("/x") / relative) == Path("/x") / root
-
-
-def test_explicit_file_sets_the_root_from_its_location(tmp_path: Path) -> None:
-    path = _write(tmp_path / "proj" / ".taskmaster" / "tasks.json", {"tasks": [{"id": 1}]})
-    project = load_project(file=path, start=Path("/"), tag=None, environ={})
-    assert (project.path, project.root) == (path.resolve(), (tmp_path / "proj").resolve())
-    assert (project.layout, project.tags) == ("legacy", ("master",))
-
-
-# --- the tag chain --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tagged(tmp_path: Path) -> Path:
-    """A project with tags master, a, b, c and no settings files yet; returns its root."""
-    tags = {name: {"tasks": [{"id": 1, "title": name}]} for name in ("master", "a", "b", "c")}
-    _write(tmp_path / ".taskmaster" / "tasks" / "tasks.json", tags)
-    return tmp_path
-
-
-def _tag(root: Path, requested: str | None = None, **environ: str) -> tuple[str, str | None]:
-    doc = read_document(root / ".taskmaster" / "tasks" / "tasks.json")
-    return resolve_tag(doc, root, requested, environ)
-
-
-def test_tag_chain_each_step_wins_over_the_next(tagged: Path) -> None:
-    assert _tag(tagged) == ("master", None)
-    _write(tagged / ".taskmaster" / "config.json", {"global": {"defaultTag": "c"}})
-    assert _tag(tagged) == ("c", None)
-    _write(tagged / ".taskmaster" / "state.json", {"activeTag": "b"})
-    assert _tag(tagged) == ("b", None)
-    _write(tagged / ".taskmaster" / "state.json", {"currentTag": "a", "activeTag": "b"})
-    assert _tag(tagged) == ("a", None)
-    assert _tag(tagged, TASKMASTER_TAG="b") == ("b", None)
-    assert _tag(tagged, "c", TASKMASTER_TAG="b") == ("c", None)
-    assert _tag(tagged, TASKMASTER_TAG="") == ("a", None)
-
-
-@pytest.mark.parametrize(
-    ("requested", "env", "settings", "source"),
-    [
-        ("zz", {}, {}, "--tag"),
-        (None, {"TASKMASTER_TAG": "zz"}, {}, "TASKMASTER_TAG"),
-        (None, {}, {"state.json": {"currentTag": "zz"}}, "{dir}/state.json currentTag"),
-        (None, {}, {"state.json": {"activeTag": "zz"}}, "{dir}/state.json activeTag"),
-        (
-            None,
-            {},
-            {"config.json": {"global": {"defaultTag": "zz"}}},
-            "{dir}/config.json global.defaultTag",
-        ),
-    ],
-)
-def test_missing_tag_asked_by_any_source_is_an_error_listing_the_tags(
-    tagged: Path, requested: str | None, env: dict[str, str], settings: dict[str, Any], source: str
-) -> None:
-    for name, content in settings.items():
-        _write(tagged / ".taskmaster" / name, content)
-    path = tagged / ".taskmaster" / "tasks" / "tasks.json"
-    with pytest.raises(UsageError) as caught:
-        load_project(file=path, start=tagged, tag=requested, environ=env)
-    where = source.format(dir=tagged.resolve() / ".taskmaster")
-    assert str(caught.value) == (
-        f"tag 'zz' not found in {path.resolve()} (from {where}); tags: master, a, b, c"
-    )
-
-
-def test_without_master_and_several_tags_nothing_is_guessed(tmp_path: Path) -> None:
-    path = _write(tmp_path / "tasks.json", {"x": {"tasks": []}, "y": {"tasks": []}})
-    with pytest.raises(
-        UsageError, match=r"tag 'master' not found .* \(from the default\); tags: x, y"
-    ):
-        load_project(file=path, start=tmp_path, tag=None, environ={})
-
-
-def test_only_tag_named_master_needs_no_notice(tmp_path: Path) -> None:
-    path = _write(tmp_path / "tasks.json", {"master": {"tasks": []}, "meta": {"a": 1}})
-    assert load_project(file=path, start=tmp_path, tag=None, environ={}).notices == ()
-
-
-def test_only_tag_rule_does_not_apply_when_a_tag_was_asked_for(tmp_path: Path) -> None:
-    path = _write(tmp_path / ".taskmaster" / "tasks" / "tasks.json", {"solo": {"tasks": []}})
-    _write(tmp_path / ".taskmaster" / "state.json", {"currentTag": "master"})
-    with pytest.raises(UsageError, match="tag 'master' not found"):
-        load_project(file=path, start=tmp_path, tag=None, environ={})
-
-
-def test_legacy_file_has_only_master(tmp_path: Path) -> None:
-    path = _write(tmp_path / "tasks.json", {"tasks": [], "meta": {}})
-    assert load_project(file=path, start=tmp_path, tag="master", environ={}).tasks.tag == "master"
-    with pytest.raises(UsageError, match=r"tags: master$"):
-        load_project(file=path, start=tmp_path, tag="feature", environ={})
-
-
-@pytest.mark.parametrize("content", ["{broken", "[1, 2]", "\xff\xfe"])
-def test_unreadable_state_json_is_ignored_with_a_notice(tagged: Path, content: str) -> None:
-    state = tagged / ".taskmaster" / "state.json"
-    state.write_bytes(content.encode("latin-1"))
-    _write(tagged / ".taskmaster" / "config.json", {"global": {"defaultTag": "b"}})
-    tag, notice = _tag(tagged)
-    assert tag == "b"
-    assert notice is not None
-    assert notice.startswith(f"ignoring {state}: ")
-
-
-def test_load_project_carries_the_notices(tmp_path: Path) -> None:
-    path = _write(tmp_path / ".taskmaster" / "tasks" / "tasks.json", {"solo": {"tasks": []}})
-    (tmp_path / ".taskmaster" / "config.json").write_text("nope", encoding="utf-8")
-    project = load_project(file=None, start=tmp_path, tag=None, environ={})
-    assert project.tasks.tag == "solo"
-    assert len(project.notices) == 2
-    assert project.notices[0].startswith(f"ignoring {tmp_path.resolve()}/.taskmaster/config.json")
-    assert project.notices[1] == f"using tag 'solo', the only tag in {path.resolve()}"
-
-
-# --- unreadable input -----------------------------------------------------------------------
-
-
-def _input_error(path: Path) -> str:
-    with pytest.raises(InputError) as caught:
-        read_document(path)
-    message = str(caught.value)
-    assert "\n" not in message
-    assert str(path) in message
-    return message
-
-
-@pytest.mark.parametrize(
-    ("content", "expected"),
-    [
-        (b"", "is empty"),
-        (b"  \n\t ", "is empty"),
-        (b'{"tasks": [\xff]}', "is not valid UTF-8 (bad byte at offset 11)"),
-        (b'{"tasks": []}\n  ]', ":2:3: invalid JSON: Extra data"),
-        (b'{\n  "tasks": [1,,]\n}', ":2:15: invalid JSON: Expecting value"),
-        (b"[" * 100_000, "nested deeper than 200 levels"),
-        (b'{"a":' * 100_000, "nested deeper than 200 levels"),
-        (b'{"tasks": [], "x": ' + b"[" * 250 + b"]" * 250 + b"}", "nested deeper than 200 levels"),
-        (b'{"tasks": [{"id": ' + b"9" * 5000 + b"}]}", "invalid JSON: Exceeds the limit"),
-        (b'[{"id": 1}]', "the root is an array, not an object"),
-        (b"5", "the root is a JSON int, not an object"),
-        (b"null", "the root is a JSON NoneType, not an object"),
-        (b'{"tasks": [], "m": {"tasks": []}}', 'both a root "tasks" array and tags (m)'),
-        (b'{"tasks": {}, "version": 2}', "no task lists found"),
-        (b"{}", "no task lists found"),
-    ],
-)
-def test_bad_files_are_one_line_input_errors(tmp_path: Path, content: bytes, expected: str) -> None:
-    path = tmp_path / "tasks.json"
-    path.write_bytes(content)
-    assert expected in _input_error(path)
-
-
-def test_depth_within_the_limit_and_brackets_in_strings_are_fine(tmp_path: Path) -> None:
-    deep = {
-        "tasks": [
-            {"id": 1, "title": "[" * 500, "metadata": {"x": json.loads("[" * 150 + "]" * 150)}}
-        ]
-    }
-    doc = read_document(_write(tmp_path / "tasks.json", deep))
-    assert parse_tag(doc, "master").tasks[0].title == "[" * 500
-
-
-def test_file_over_50_mb_is_refused_before_reading(tmp_path: Path) -> None:
-    path = tmp_path / "tasks.json"
-    with path.open("wb") as stream:
-        stream.truncate(60 * 1024 * 1024)  # sparse: nothing is written
-    assert "is 60.0 MB; ptx reads tasks files up to 50 MB" in _input_error(path)
-
-
-def test_missing_file_and_directory_are_input_errors(tmp_path: Path) -> None:
-    assert "cannot read" in _input_error(tmp_path / "nope.json")
-    assert "cannot read" in _input_error(tmp_path)
-
-
 # --- tasks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["find_tasks_file", "project_root", "read_document", "resolve_tag", "Document"]
+)
+def test_discovery_names_are_still_served_from_taskmaster(name: str) -> None:
+    assert getattr(taskmaster, name) is getattr(discovery, name)
+    assert name in taskmaster.__all__
+
+
+@pytest.mark.parametrize(
+    ("token", "key", "number"),
+    [
+        (7, "7", "7"),
+        ("007", "7", "7"),
+        ("7.2", None, "2"),
+        (7.2, None, "2"),
+        (3.0, None, "3"),
+        (-1, None, None),
+        (True, None, None),
+        ("٣", None, None),
+        (float("nan"), None, None),
+        ("7.x", None, None),
+    ],
+)
+def test_id_rules(token: object, key: str | None, number: str | None) -> None:
+    assert (taskmaster.task_key(token), taskmaster.subtask_number(token)) == (key, number)
 
 
 def test_malformed_and_duplicate_task_ids_leave_the_task_out(tmp_path: Path) -> None:
@@ -600,6 +406,9 @@ def test_self_and_parent_dependencies_are_dropped(tmp_path: Path) -> None:
 # --- metadata.ptx ---------------------------------------------------------------------------
 
 
+_COMMAND = "must be a command string or a non-empty list of strings"
+
+
 def _options_of(tmp_path: Path, ptx: object) -> TaskList:
     return _tasks(tmp_path, [{"id": 7, "metadata": {"owner": "x", "ptx": ptx}}])
 
@@ -611,7 +420,7 @@ def test_all_options_are_read(tmp_path: Path) -> None:
         "retries": 2,
         "resources": {"db": 1},
         "cwd": "sub",
-        "env": {"A": "x", "B": 3, "C": True, "D": 1.5},
+        "env": {"A": "x", "B": 3, "D": 1.5},
         "estimate_seconds": 0,
     }
     tasks = _options_of(tmp_path, ptx)
@@ -619,48 +428,46 @@ def test_all_options_are_read(tmp_path: Path) -> None:
     assert tasks.findings == ()
     assert (options.command, options.timeout_seconds, options.retries) == (("make", "build"), 10, 2)
     assert (dict(options.resources), options.cwd, options.estimate_seconds) == ({"db": 1}, "sub", 0)
-    assert dict(options.env) == {"A": "x", "B": "3", "C": "true", "D": "1.5"}
+    assert dict(options.env) == {"A": "x", "B": "3", "D": "1.5"}
     assert _options_of(tmp_path, {"command": "echo hi"}).tasks[0].options.command == "echo hi"
 
 
 @pytest.mark.parametrize(
     ("ptx", "problem"),
     [
-        ({"timeout_seconds": "10"}, '.timeout_seconds: must be a positive number, got "10"'),
-        ({"timeout_seconds": 0}, ".timeout_seconds: must be a positive number, got 0"),
-        ({"timeout_seconds": True}, ".timeout_seconds: must be a positive number, got true"),
+        ({"timeout_seconds": "10"}, '.timeout_seconds: must be a number > 0, got "10"'),
+        ({"timeout_seconds": 0}, ".timeout_seconds: must be a number > 0, got 0"),
+        ({"timeout_seconds": True}, ".timeout_seconds: must be a number > 0, got true"),
         ({"estimate_seconds": -1}, ".estimate_seconds: must be a number >= 0, got -1"),
         ({"retries": 1.0}, ".retries: must be an integer >= 0, got 1.0"),
         ({"retries": False}, ".retries: must be an integer >= 0, got false"),
+        ({"command": []}, f".command: {_COMMAND}, got a list"),
+        ({"command": ["a", 1]}, f".command: {_COMMAND}, got a list"),
+        ({"command": [" ", "x"]}, f".command: {_COMMAND}, got a list"),
+        ({"command": "echo \0"}, f'.command: {_COMMAND}, got "echo \\u0000"'),
+        ({"resources": {"db": 0}}, ".resources.db: must be a positive integer, got 0"),
         (
-            {"command": []},
-            ".command: must be a non-empty string or a non-empty list of strings, got []",
-        ),
-        (
-            {"command": ["a", 1]},
-            '.command: must be a non-empty string or a non-empty list of strings, got ["a", 1]',
-        ),
-        (
-            {"resources": {"db": 0}},
-            '.resources: must map resource names to positive integers, got {"db": 0}',
+            {"resources": {"a b": 1}},
+            '.resources."a b": resource names must match [A-Za-z_][A-Za-z0-9_.-]*, got "a b"',
         ),
         ({"cwd": ""}, '.cwd: must be a non-empty string, got ""'),
+        ({"cwd": " "}, '.cwd: must be a non-empty string, got " "'),
         (
             {"env": {"A=B": "x"}},
-            '.env: must map variable names to strings, numbers or booleans, got {"A=B": "x"}',
+            '.env."A=B": variable names must be strings without \'=\', got "A=B"',
         ),
+        ({"env": {"A": None}}, ".env.A: must be a string or a number, got null"),
+        ({"env": {"A": True}}, ".env.A: must be a string or a number, got true"),
+        ({"env": {"A": 1e400}}, ".env.A: must be a string or a number, got inf"),
+        ({"comand": "x"}, ".comand: unknown key (did you mean 'command'?)"),
         (
-            {"env": {"A": None}},
-            '.env: must map variable names to strings, numbers or booleans, got {"A": null}',
-        ),
-        (
-            {"comand": "x"},
+            {"x": 1},
             (
-                '.comand: unknown key (did you mean "command"?); allowed: command, cwd, env,'
-                " estimate_seconds, resources, retries, timeout_seconds"
+                ".x: unknown key (allowed: command, cwd, env,"
+                " estimate_seconds, resources, retries, timeout_seconds)"
             ),
         ),
-        ("make", ': must be an object, got "make"'),
+        ("make", ': must be a mapping, got "make"'),
     ],
 )
 def test_bad_options_are_errors_naming_the_key_path(
@@ -675,9 +482,16 @@ def test_good_options_count_next_to_a_bad_one(tmp_path: Path) -> None:
     tasks = _options_of(tmp_path, {"retries": -1, "cwd": "here", "timeout_seconds": 1e400})
     assert [f.message for f in tasks.findings] == [
         "task 7: metadata.ptx.retries: must be an integer >= 0, got -1",
-        "task 7: metadata.ptx.timeout_seconds: must be a positive number, got Infinity",
+        "task 7: metadata.ptx.timeout_seconds: must be a number > 0, got inf",
     ]
     assert (tasks.tasks[0].options.cwd, tasks.tasks[0].options.retries) == ("here", None)
+
+
+def test_null_options_mean_unset(tmp_path: Path) -> None:
+    tasks = _options_of(tmp_path, dict.fromkeys(OPTION_RULES))
+    assert tasks.findings == ()
+    assert tasks.tasks[0].options == TaskOptions()
+    assert _options_of(tmp_path, None).tasks[0].options == TaskOptions()
 
 
 def test_metadata_without_ptx_means_no_options(tmp_path: Path) -> None:

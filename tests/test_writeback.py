@@ -19,7 +19,7 @@ import pytest
 
 import ptx
 from ptx.errors import InputError, LockTimeoutError
-from ptx.writeback import set_statuses, taskmaster_lock
+from ptx.writeback import set_statuses
 
 CORPUS = Path("/work/shared/corpus/taskmaster")
 CORPUS_FILES = sorted(CORPUS.glob("*__*.json"))
@@ -425,39 +425,6 @@ def test_waits_for_a_lock_released_by_taskmaster(tmp_path: Path) -> None:
 
     assert _statuses(path)["1"] == "done"
     assert not lock.exists()
-
-
-def test_lock_content_is_taskmasters_and_it_is_removed_after(tmp_path: Path) -> None:
-    path = _write(tmp_path, _family("pending"))
-    lock = tmp_path / "tasks.json.lock"
-
-    with taskmaster_lock(path, timeout=1):
-        stamp = json.loads(lock.read_text())
-        assert set(stamp) == {"pid", "timestamp"}
-        assert stamp["pid"] == os.getpid()
-        assert abs(stamp["timestamp"] - time.time() * 1000) < 60_000
-
-    assert not lock.exists()
-
-
-def test_a_lock_that_is_no_longer_ours_is_left_in_place(tmp_path: Path) -> None:
-    path = _write(tmp_path, _family("pending"))
-    lock = tmp_path / "tasks.json.lock"
-
-    with taskmaster_lock(path, timeout=1):
-        lock.unlink()  # someone judged ours stale and took over
-        lock.write_text('{"pid":1,"timestamp":2}')
-
-    assert lock.read_text() == '{"pid":1,"timestamp":2}'
-
-
-def test_error_inside_the_lock_releases_it(tmp_path: Path) -> None:
-    path = _write(tmp_path, _family("pending"))
-
-    with pytest.raises(RuntimeError), taskmaster_lock(path, timeout=1):
-        raise RuntimeError
-
-    assert _names(tmp_path) == ["tasks.json"]
 
 
 # --- two real writers -----------------------------------------------------------------------------
