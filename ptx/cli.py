@@ -120,6 +120,14 @@ def _handled() -> Iterator[None]:
     except KeyboardInterrupt:
         _State.ui.error("interrupted")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except typer.Exit:
+        raise
+    except Exception as error:
+        if _State.debug:
+            raise
+        # A bug, not bad input: say so, and keep the traceback one flag away.
+        _State.ui.error(f"internal error: {type(error).__name__}: {error} (rerun with --debug)")
+        raise typer.Exit(ExitCode.INTERNAL) from None
 
 
 def _load(file: Path | None, tag: str | None, config: Path | None) -> tuple[Project, Config]:
@@ -292,7 +300,7 @@ def run(
             for finding in error.findings:
                 _State.ui.err.print(export.finding_line(path, finding))
             raise
-        _State.ui.display_report(result)
+        _State.ui.display_report(result, quiet=quiet)
         if report_json is not None:
             write_report_json(result, report_json)
         raise typer.Exit(_RUN_EXIT[result.status])

@@ -137,5 +137,4 @@ def task_environment(
 
 def write_task_json(task: Task, path: Path) -> None:
     """The task object exactly as read, for commands that want every field."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(task.raw), indent=2, ensure_ascii=False) + "\n")

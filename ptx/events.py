@@ -53,11 +53,31 @@ class RunResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInfo:
+    """What a view needs to know of a task before it runs."""
+
+    id: TaskId
+    title: str
+    dependencies: tuple[TaskId, ...]  # inside this run's work
+    estimate: float | None  # seconds, from history or metadata
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
     run_id: str
     jobs: int
     total: int
     log_dir: str
+    tasks: tuple[TaskInfo, ...] = ()  # in id order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSpawned:
+    """Sent from a pool thread the moment the process exists: listeners must be thread-safe."""
+
+    id: TaskId
+    attempt: int
+    pid: int  # also the process group id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +98,7 @@ class TaskFinished:
     duration: float
     log: str
     retry_in: float | None = None  # set when another attempt follows after this many seconds
+    error: str | None = None  # why the command could not run at all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,7 +118,7 @@ class RunFinished:
     result: RunResult
 
 
-Event = RunStarted | TaskStarted | TaskFinished | TaskSkipped | Notice | RunFinished
+Event = RunStarted | TaskStarted | TaskSpawned | TaskFinished | TaskSkipped | Notice | RunFinished
 
 
 class Listener(Protocol):

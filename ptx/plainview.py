@@ -57,6 +57,8 @@ class PlainView:
 def _finished(event: TaskFinished) -> str:
     code = "" if event.exit_code in (None, 0) else f" (exit {event.exit_code})"
     line = f"{event.status.value} {event.id}{code} in {event.duration:.1f} s"
+    if event.error is not None:
+        line += f": {event.error}"
     if event.retry_in is not None:
         line += f", retry in {event.retry_in:.1f} s"
     return line

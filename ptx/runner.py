@@ -22,8 +22,10 @@ from ptx.events import (
     RunStarted,
     Status,
     TaskFinished,
+    TaskInfo,
     TaskResult,
     TaskSkipped,
+    TaskSpawned,
     TaskStarted,
 )
 from ptx.journal import log_path
@@ -126,12 +128,14 @@ class Run:
             base_env=dict(os.environ),
         )
         log_dir = self.state_dir / "logs" / self.run_id
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.emit(
             RunStarted(
                 run_id=self.run_id,
                 jobs=self.options.jobs,
                 total=len(self.tracks),
                 log_dir=str(log_dir),
+                tasks=self._infos(),
             )
         )
         with _signals_caught(self._on_signal), ThreadPoolExecutor(self.options.jobs) as pool:
@@ -167,13 +171,23 @@ class Run:
             while True:  # drain whatever else finished meanwhile before starting more
                 self._on_finished(self.inbox.get_nowait())
 
+    def _infos(self) -> tuple[TaskInfo, ...]:
+        return tuple(
+            TaskInfo(
+                id=unit,
+                title=self.tracks[unit].task.title,
+                dependencies=self.work.deps.get(unit, ()),
+                estimate=self.estimates.get(unit),
+            )
+            for unit in sorted(self.tracks, key=id_key)
+        )
+
     def _start(self, pool: ThreadPoolExecutor, unit: TaskId) -> None:
         track = self.tracks[unit]
         track.attempts += 1
         attempt = track.attempts
         path = log_path(self.state_dir, self.run_id, unit, attempt)
         task_json = path.with_name(f"{unit}.task.json")
-        commands.write_task_json(track.task, task_json)
         call = commands.invocation(
             track.task, self.config, self.context, attempt=attempt, task_json=task_json
         )
@@ -208,17 +222,23 @@ class Run:
                 log=track.log,
             )
         )
-        pool.submit(self._attempt, unit, attempt, spec)
+        pool.submit(self._attempt, unit, attempt, spec, task_json)
 
-    def _attempt(self, unit: TaskId, attempt: int, spec: process.ProcessSpec) -> None:
-        """Runs in a pool thread: only the process and the journal's spawn record happen here."""
+    def _attempt(
+        self, unit: TaskId, attempt: int, spec: process.ProcessSpec, task_json: Path
+    ) -> None:
+        """Runs in a pool thread: the task's files, its process and the journal's spawn record,
+        so that the scheduler thread spends its time scheduling."""
 
         def spawned(pgid: int, create_time: float) -> None:
             self.journal.attempt_spawned(
                 run_id=self.run_id, task=unit, attempt=attempt, pgid=pgid, create_time=create_time
             )
+            self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
 
         try:
+            if not task_json.exists():  # one file per task and run, shared by its attempts
+                commands.write_task_json(self.tracks[unit].task, task_json)
             outcome = process.run_process(spec, self.stop, on_start=spawned)
         except Exception as error:  # noqa: BLE001 - the loop must hear about every attempt
             now = time.time()
@@ -262,6 +282,7 @@ class Run:
                 duration=outcome.ended_at - outcome.started_at,
                 log=track.log or "",
                 retry_in=retry_in,
+                error=outcome.error,
             )
         )
         if status is Status.SUCCEEDED:

@@ -85,6 +85,7 @@ def prepare(
         targets=request.targets,
         history=history,
         done=done,
+        predict_makespan=False,
     )
     missing = commands.missing_commands(chosen.work.nodes.values(), config)
     if missing:

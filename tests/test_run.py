@@ -710,12 +710,12 @@ def test_a_failed_task_gets_its_status_back(tmp_path: Path) -> None:
 _BREAK_TASK_2 = """
 import sys
 from ptx import cli, commands
-real = commands.write_task_json
-def broken(task, path):
+real = commands.invocation
+def broken(task, *args, **kwargs):
     if task.id == "2":
         raise OSError("disk full")
-    real(task, path)
-commands.write_task_json = broken
+    return real(task, *args, **kwargs)
+commands.invocation = broken
 sys.exit(cli.main(["run", "-j", "2"]))
 """
 
