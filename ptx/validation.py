@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ptx import graph
+from ptx import checks
 from ptx.model import Code, Finding, Severity, id_key
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def validate(
     capacities: Mapping[str, int] | None = None,
 ) -> tuple[Finding, ...]:
     """All findings, errors first, then by task id; `options` adds the run-time checks."""
-    found = [*tasks.findings, *graph.check(tasks, satisfied=satisfied)]
+    found = [*tasks.findings, *checks.check(tasks, satisfied=satisfied)]
     if options is not None:
         found.extend(resource_findings(tasks.tag, options, capacities or {}))
     return tuple(sorted(found, key=_order))
