@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -47,6 +48,7 @@ def missing_commands(tasks: Iterable[Task], config: Config) -> list[TaskId]:
     ]
 
 
+@functools.lru_cache(maxsize=4096)
 def command_hash(command: Command) -> str:
     """Identifies the command as written (placeholders unexpanded): history resets on change."""
     text = command if isinstance(command, str) else json.dumps(list(command))

@@ -7,11 +7,14 @@ import heapq
 import os
 import queue
 import random
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ptx import commands, process, schedule
@@ -34,7 +37,6 @@ from ptx.statusfile import StatusWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
-    from pathlib import Path
     from types import FrameType
 
     from ptx.config import Config
@@ -66,6 +68,17 @@ class _Finished:
     unit: TaskId
     attempt: int
     outcome: process.ProcessOutcome
+    command: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Job:
+    """One attempt handed to a pool thread."""
+
+    task: Task
+    attempt: int
+    log: str
+    timeout: float | None
 
 
 @dataclass(slots=True)
@@ -138,7 +151,11 @@ class Run:
                 tasks=self._infos(),
             )
         )
-        with _signals_caught(self._on_signal), ThreadPoolExecutor(self.options.jobs) as pool:
+        with (
+            _signals_caught(self._on_signal),
+            _scratch_dir(self.run_id) as self.scratch,
+            ThreadPoolExecutor(self.options.jobs) as pool,
+        ):
             try:
                 self._loop(pool)
             except BaseException:
@@ -185,50 +202,35 @@ class Run:
     def _start(self, pool: ThreadPoolExecutor, unit: TaskId) -> None:
         track = self.tracks[unit]
         track.attempts += 1
-        attempt = track.attempts
-        path = log_path(self.state_dir, self.run_id, unit, attempt)
-        task_json = path.with_name(f"{unit}.task.json")
-        call = commands.invocation(
-            track.task, self.config, self.context, attempt=attempt, task_json=task_json
-        )
-        started = time.time()
-        self.journal.attempt_started(
-            run_id=self.run_id,
-            task=unit,
-            attempt=attempt,
-            command_hash=call.command_hash,
-            log_path=str(path),
-            started_at=started,
-        )
         if track.first_started is None:
-            track.first_started = started
+            track.first_started = time.time()
             self.status_writer.started(unit)
-        track.log, track.command = str(path), commands.display(call.argv)
-        spec = process.ProcessSpec(
-            argv=call.argv,
-            cwd=call.cwd,
-            env=call.env,
-            log_path=str(path),
-            timeout=self._timeout(track.task),
-            grace=self.config.kill_grace_seconds,
-        )
+        path = log_path(self.state_dir, self.run_id, unit, track.attempts)
+        track.log = str(path)
         self.running.add(unit)
-        self.emit(
-            TaskStarted(
-                id=unit,
-                title=track.task.title,
-                attempt=attempt,
-                command=track.command,
-                log=track.log,
-            )
+        job = _Job(
+            task=track.task,
+            attempt=track.attempts,
+            log=track.log,
+            timeout=self._timeout(track.task),
         )
-        pool.submit(self._attempt, unit, attempt, spec, task_json)
+        pool.submit(self._attempt, job)
 
-    def _attempt(
-        self, unit: TaskId, attempt: int, spec: process.ProcessSpec, task_json: Path
-    ) -> None:
-        """Runs in a pool thread: the task's files, its process and the journal's spawn record,
-        so that the scheduler thread spends its time scheduling."""
+    def _attempt(self, job: _Job) -> None:
+        """Runs in a pool thread and owns the attempt: its command, files, journal rows and
+        process. The scheduler thread only schedules, so it answers the next finish sooner."""
+        outcome, command = _failed_to_run("ptx stopped before the task could run"), ""
+        try:
+            outcome, command = self._run(job)
+        finally:  # whatever happens, the loop must hear of every attempt it started
+            self.inbox.put(
+                _Finished(unit=job.task.id, attempt=job.attempt, outcome=outcome, command=command)
+            )
+
+    def _run(self, job: _Job) -> tuple[process.ProcessOutcome, str]:
+        unit, attempt = job.task.id, job.attempt
+        task_json = self.scratch / f"{unit}.task.json"
+        command = ""
 
         def spawned(pgid: int, create_time: float) -> None:
             self.journal.attempt_spawned(
@@ -237,40 +239,66 @@ class Run:
             self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
 
         try:
-            if not task_json.exists():  # one file per task and run, shared by its attempts
-                commands.write_task_json(self.tracks[unit].task, task_json)
-            outcome = process.run_process(spec, self.stop, on_start=spawned)
-        except Exception as error:  # noqa: BLE001 - the loop must hear about every attempt
-            now = time.time()
-            outcome = process.ProcessOutcome(
-                exit_code=None,
-                signal=None,
-                timed_out=False,
-                interrupted=False,
-                started_at=now,
-                ended_at=now,
-                pid=0,
-                error=f"ptx could not run the task: {error}",
+            call = commands.invocation(
+                job.task, self.config, self.context, attempt=attempt, task_json=task_json
             )
-        self.inbox.put(_Finished(unit=unit, attempt=attempt, outcome=outcome))
+            command = commands.display(call.argv)
+            self._announce(job, call, command)
+            if not task_json.exists():  # one file per task and run, shared by its attempts
+                commands.write_task_json(job.task, task_json)
+            outcome = process.run_process(self._spec(job, call), self.stop, on_start=spawned)
+        except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
+            return _failed_to_run(f"ptx could not run the task: {error}"), command
+        self.journal.attempt_ended(
+            run_id=self.run_id,
+            task=unit,
+            attempt=attempt,
+            ended_at=outcome.ended_at,
+            exit_code=outcome.exit_code,
+            status=_status_of(outcome).value,
+        )
+        return outcome, command
+
+    def _announce(self, job: _Job, call: commands.Invocation, command: str) -> None:
+        """The attempt is committed to the journal before its process exists."""
+        self.journal.attempt_started(
+            run_id=self.run_id,
+            task=job.task.id,
+            attempt=job.attempt,
+            command_hash=call.command_hash,
+            log_path=job.log,
+            started_at=time.time(),
+        )
+        self.emit(
+            TaskStarted(
+                id=job.task.id,
+                title=job.task.title,
+                attempt=job.attempt,
+                command=command,
+                log=job.log,
+            )
+        )
+
+    def _spec(self, job: _Job, call: commands.Invocation) -> process.ProcessSpec:
+        return process.ProcessSpec(
+            argv=call.argv,
+            cwd=call.cwd,
+            env=call.env,
+            log_path=job.log,
+            timeout=job.timeout,
+            grace=self.config.kill_grace_seconds,
+        )
 
     def _on_finished(self, message: _Finished) -> None:
         unit, outcome = message.unit, message.outcome
         track = self.tracks[unit]
         status = _status_of(outcome)
         self.running.discard(unit)
+        track.command = message.command or track.command
         track.last_ended, track.exit_code, track.status = (
             outcome.ended_at,
             outcome.exit_code,
             status,
-        )
-        self.journal.attempt_ended(
-            run_id=self.run_id,
-            task=unit,
-            attempt=message.attempt,
-            ended_at=outcome.ended_at,
-            exit_code=outcome.exit_code,
-            status=status.value,
         )
         retry_in = self._retry_delay(track) if status in _RETRYABLE else None
         self.emit(
@@ -398,12 +426,39 @@ class Run:
 _RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
 
 
+def _failed_to_run(error: str) -> process.ProcessOutcome:
+    now = time.time()
+    return process.ProcessOutcome(
+        exit_code=None,
+        signal=None,
+        timed_out=False,
+        interrupted=False,
+        started_at=now,
+        ended_at=now,
+        pid=0,
+        error=error,
+    )
+
+
 def _status_of(outcome: process.ProcessOutcome) -> Status:
     if outcome.interrupted:
         return Status.INTERRUPTED
     if outcome.timed_out:
         return Status.TIMEOUT
     return Status.SUCCEEDED if outcome.exit_code == 0 else Status.FAILED
+
+
+@contextlib.contextmanager
+def _scratch_dir(run_id: str) -> Iterator[Path]:
+    """Where the PTX_TASK_JSON files live during the run: tmpfs when there is one, because
+    creating a file on a disk costs about as much as starting a no-op task."""
+    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp directory inside it
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    path = Path(tempfile.mkdtemp(prefix=f"ptx-{run_id}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

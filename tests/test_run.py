@@ -336,7 +336,10 @@ def test_titles_arrive_literally_and_execute_nothing(tmp_path: Path, title: str)
 
 
 def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
-    dump = "import json, os; json.dump(dict(os.environ), open('env.json', 'w'))"
+    dump = (
+        "import json, os, shutil; json.dump(dict(os.environ), open('env.json', 'w'));"
+        "shutil.copy(os.environ['PTX_TASK_JSON'], 'task.json')"
+    )
     entry = task(
         7,
         [sys.executable, "-c", dump],
@@ -376,7 +379,8 @@ def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
         "PTX_ATTEMPT": "1",
     }
     assert {name: env[name] for name in expected} == expected
-    assert json.loads(Path(env["PTX_TASK_JSON"]).read_text()) == entry
+    assert json.loads((root / "task.json").read_text()) == entry
+    assert not Path(env["PTX_TASK_JSON"]).exists()  # a scratch file: gone with the run
     for text in ("Build it", "the description", "the details", "the strategy"):
         assert text in env["PTX_TASK_PROMPT"]
     assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
@@ -709,13 +713,13 @@ def test_a_failed_task_gets_its_status_back(tmp_path: Path) -> None:
 
 _BREAK_TASK_2 = """
 import sys
-from ptx import cli, commands
-real = commands.invocation
-def broken(task, *args, **kwargs):
-    if task.id == "2":
+from ptx import cli, statusfile
+real = statusfile.StatusWriter.succeeded
+def broken(self, unit):
+    if unit == "2":
         raise OSError("disk full")
-    return real(task, *args, **kwargs)
-commands.invocation = broken
+    real(self, unit)
+statusfile.StatusWriter.succeeded = broken
 sys.exit(cli.main(["run", "-j", "2"]))
 """
 
