@@ -16,6 +16,7 @@ class Status(str, enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    MEMORY_EXCEEDED = "memory-exceeded"
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
     NOT_RUN = "not-run"
@@ -50,6 +51,8 @@ class RunResult:
     ended_at: float
     tasks: tuple[TaskResult, ...]
     dependencies: dict[TaskId, tuple[TaskId, ...]]  # the work graph, for the report's figures
+    degraded: Degraded | None = None
+    breakers: tuple[BreakerChanged, ...] = ()  # every transition, in order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +108,38 @@ class TaskFinished:
 class TaskSkipped:
     id: TaskId
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskWaiting:
+    """A ready task cannot start yet; sent when the reason changes, not on every look."""
+
+    id: TaskId
+    reason: str  # "a free slot", "resource db", "memory", "cpu", "breaker db"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskOutput:
+    """A line a running task wrote to its log (only produced when a view asks for output)."""
+
+    id: TaskId
+    line: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerChanged:
+    resource: str
+    state: str  # "closed" | "open" | "half-open"
+    reason: str
+    at: float  # time.time()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Degraded:
+    """The run fell back to one task at a time."""
+
+    reason: str
+    at: float  # time.time()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
