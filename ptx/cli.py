@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx import __version__, export, taskmaster, validation, workflow
+from ptx import __version__, estimates, export, taskmaster, validation, workflow
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.plainview import PlainView
@@ -223,6 +223,9 @@ def plan(
             satisfied=settings.satisfied_statuses,
             subtasks=subtasks,
             include_all=include_all,
+            history=estimates.stored(
+                project.root, project.tasks.tag, project.tasks.tasks, settings
+            ),
         )
         output = PlanFormat.json if as_json else output
         if output is PlanFormat.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,17 @@ from typer.testing import CliRunner
 from ptx.cli import app, main
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "examples" / "demo" / ".taskmaster" / "tasks" / "tasks.json"
+DEMO_PROJECT = REPO / "examples" / "demo"
 CORPUS = Path(os.environ.get("PTX_CORPUS", REPO.parent / "shared" / "corpus" / "taskmaster"))
 CORPUS_FILES = sorted(CORPUS.glob("*__*.json"))
 BROKEN = {"AlexCodeForge__cproject.json", "0xfauzi__testcraft.json"}
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A copy of the bundled example, so no history from earlier demo runs leaks in."""
+    shutil.copytree(DEMO_PROJECT / ".taskmaster", tmp_path / ".taskmaster")
+    return tmp_path / ".taskmaster" / "tasks" / "tasks.json"
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -113,10 +121,10 @@ def test_invalid_json_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
-def test_bad_config_is_exit_2_with_the_key_path(tmp_path: Path) -> None:
+def test_bad_config_is_exit_2_with_the_key_path(tmp_path: Path, demo: Path) -> None:
     config = tmp_path / "ptx.yaml"
     config.write_text("parallel_execution:\n  max_concurency: 4\n")
-    code, _, err = invoke("validate", "-f", str(DEMO), "-c", str(config))
+    code, _, err = invoke("validate", "-f", str(demo), "-c", str(config))
     assert code == 2
     assert "parallel_execution.max_concurency: unknown key" in err
     assert "max_concurrency" in err
@@ -129,8 +137,8 @@ def test_no_tasks_file_found_is_exit_2(tmp_path: Path, monkeypatch: pytest.Monke
     assert "no tasks.json found" in err
 
 
-def test_plan_json_of_the_demo() -> None:
-    code, out, _ = invoke("plan", "-f", str(DEMO), "-j", "4", "--json")
+def test_plan_json_of_the_demo(demo: Path) -> None:
+    code, out, _ = invoke("plan", "-f", str(demo), "-j", "4", "--json")
     plan = json.loads(out)
     assert code == 0
     assert plan["tag"] == "master"
@@ -146,16 +154,16 @@ def test_plan_json_of_the_demo() -> None:
     assert plan["blocked"] == [{"id": "13", "reason": "status is deferred"}]
 
 
-def test_plan_all_ignores_statuses() -> None:
-    _, out, _ = invoke("plan", "-f", str(DEMO), "--all", "--format", "json")
+def test_plan_all_ignores_statuses(demo: Path) -> None:
+    _, out, _ = invoke("plan", "-f", str(demo), "--all", "--format", "json")
     plan = json.loads(out)
     assert plan["groups"][0] == ["1"]
     assert "13" in {unit for group in plan["groups"] for unit in group}
     assert plan["blocked"] == []
 
 
-def test_plan_subtasks_as_units() -> None:
-    _, out, _ = invoke("plan", "-f", str(DEMO), "--subtasks", "--json")
+def test_plan_subtasks_as_units(demo: Path) -> None:
+    _, out, _ = invoke("plan", "-f", str(demo), "--subtasks", "--json")
     groups = json.loads(out)["groups"]
     where = {unit: number for number, group in enumerate(groups) for unit in group}
     assert "7" not in where
@@ -163,9 +171,9 @@ def test_plan_subtasks_as_units() -> None:
     assert where["3"] < where["7.1"]  # a subtask waits for what its parent depends on
 
 
-def test_plan_mermaid_and_dot_carry_every_edge() -> None:
-    _, mermaid, _ = invoke("plan", "-f", str(DEMO), "--format", "mermaid")
-    _, dot, _ = invoke("plan", "-f", str(DEMO), "--format", "dot")
+def test_plan_mermaid_and_dot_carry_every_edge(demo: Path) -> None:
+    _, mermaid, _ = invoke("plan", "-f", str(demo), "--format", "mermaid")
+    _, dot, _ = invoke("plan", "-f", str(demo), "--format", "dot")
     assert mermaid.startswith("flowchart LR")
     assert "t3 --> t6" in mermaid
     assert mermaid.count("-->") == dot.count("->") == 15
@@ -173,8 +181,8 @@ def test_plan_mermaid_and_dot_carry_every_edge() -> None:
     assert '"3" -> "6";' in dot
 
 
-def test_plan_text_names_the_critical_path() -> None:
-    code, out, _ = invoke("plan", "-f", str(DEMO), "-j", "4")
+def test_plan_text_names_the_critical_path(demo: Path) -> None:
+    code, out, _ = invoke("plan", "-f", str(demo), "-j", "4")
     assert code == 0
     assert "critical path: 2 -> 3 -> 6 -> 10 -> 12 (7.0 s, 5 steps)" in out
     assert "blocked 13: status is deferred" in out
@@ -211,3 +219,25 @@ def test_python_dash_m_runs_as_a_process() -> None:
     assert done.returncode == 1
     assert "PTX101" in done.stdout
     assert "1 error" in done.stderr
+
+
+def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
+    root = demo.parents[2]
+    tasks = json.loads(demo.read_text())
+    for task in tasks["master"]["tasks"]:  # every command now takes ~0 s instead of its estimate
+        task["metadata"]["ptx"]["command"] = "true"
+    demo.write_text(json.dumps(tasks, indent=2))
+    before = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "ptx", "run", "-q"], cwd=root, capture_output=True, check=False
+    )
+    after = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    assert done.returncode == 0, done.stderr
+    assert before["critical_path"]["seconds"] == 7.0  # from estimate_seconds
+    assert after["critical_path"]["seconds"] < 1.0  # from the durations just measured
+    assert (root / ".ptx" / "ptx.db").is_file()
+
+
+def test_plan_does_not_create_a_state_store(demo: Path) -> None:
+    invoke("plan", "-f", str(demo))
+    assert not (demo.parents[2] / ".ptx").exists()
