@@ -4,6 +4,8 @@ Cases:
   big-graph  validate and plan of a 100,000-task file (~250,000 edges) against a bare script
              that only does json.load + graphlib static_order on the same file.
   no-op      2,000 tasks running `true` at -j 2 against `make -j2` on the equivalent Makefile.
+  scheduling random DAGs of sleep tasks with mixed durations under make, ninja and ptx at -j 4,
+             each makespan over the graph's lower bound (see dags.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import dags
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -143,6 +147,13 @@ def no_op(repeat: int) -> list[str]:
     ]
 
 
+CASES = {
+    "big-graph": big_graph,
+    "no-op": no_op,
+    "scheduling": lambda _repeat: dags.run(OUT / "dags", range(1, 9)),
+}
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     with Path("/proc/meminfo").open() as handle:
@@ -156,13 +167,12 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("cases", nargs="*", default=["big-graph", "no-op"])
+    parser.add_argument("cases", nargs="*", default=["big-graph", "no-op", "scheduling"])
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}, medians of {args.repeat} runs")
     for case in args.cases:
-        rows = big_graph(args.repeat) if case == "big-graph" else no_op(args.repeat)
-        print("\n".join(["", *rows]))
+        print("\n".join(["", *CASES[case](args.repeat)]), flush=True)
 
 
 if __name__ == "__main__":
