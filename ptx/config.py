@@ -6,7 +6,6 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -31,12 +30,6 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TASK_ID = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _DECIMAL = r"(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})"
 _CORES = re.compile(rf"({_DECIMAL})(m?)")
-_BYTE_UNITS = {"": 1, "k": 1000} | {
-    unit: base**power
-    for power, letter in enumerate("KMGTPE", start=1)
-    for unit, base in ((letter, 1000), (letter + "i", 1024))
-}
-_QUANTITY = re.compile(rf"({_DECIMAL})({'|'.join(sorted(_BYTE_UNITS, key=len, reverse=True))})")
 _ENV_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -97,17 +90,38 @@ def default_config() -> Config:
 
 def load_config(path: Path | None, *, root: Path, environ: Mapping[str, str]) -> Config:
     """The config that applies (--config, PTX_CONFIG, the project's file or none) under PTX_*."""
+    return load_config_sources(path, root=root, environ=environ)[0]
+
+
+def load_config_sources(
+    path: Path | None, *, root: Path, environ: Mapping[str, str]
+) -> tuple[Config, dict[str, str]]:
+    """`load_config`, and the source (file or PTX_* variable) of each key path not a default:
+    "retries", "circuit_breaker.timeout_seconds"; `resources` and `tasks` count as one key."""
     source = _locate(path, root=root, environ=environ)
     problems: list[str] = []
-    config = Config()
+    config, sources = Config(), {}
     if source is not None:
         reader = _Reader(_display(source, root))
-        config = dataclasses.replace(_build(reader, _parse(source, reader.where)), source=source)
+        document = _parse(source, reader.where)
+        config = dataclasses.replace(_build(reader, document), source=source)
+        sources = dict.fromkeys(_keys_set(document), reader.where)
         problems += reader.problems
-    config = _apply_env(config, environ, problems)
+    config = _apply_env(config, environ, problems, sources)
     if problems:
         raise ConfigError(problems)
-    return config
+    return config, sources
+
+
+def _keys_set(document: object) -> list[str]:
+    section = document.get(_SECTION) if isinstance(document, dict) else None
+    keys: list[str] = []
+    for key, value in section.items() if isinstance(section, dict) else ():
+        if key in _SECTIONS and isinstance(value, dict):
+            keys += [f"{key}.{sub}" for sub in value]
+        elif not (key in _SECTIONS and value is None):  # an empty section sets nothing
+            keys.append(str(key))
+    return keys
 
 
 def _locate(path: Path | None, *, root: Path, environ: Mapping[str, str]) -> Path | None:
@@ -212,18 +226,6 @@ def _cores(value: object) -> float:
     raise rules.BadValueError('must be a number of cores > 0 such as 0.5, "0.5" or "500m"', value)
 
 
-def _bytes(value: object) -> int:
-    if rules.whole(value) and cast("int", value) > 0:
-        return cast("int", value)
-    match = _QUANTITY.fullmatch(value.strip()) if isinstance(value, str) else None
-    amount = math.ceil(Decimal(match[1]) * _BYTE_UNITS[match[2]]) if match else 0
-    if amount > 0:
-        return amount
-    raise rules.BadValueError(
-        'must be a byte count > 0 or a quantity such as "512Mi" or "2G"', value
-    )
-
-
 def _statuses(value: object) -> frozenset[str]:
     if not isinstance(value, list):
         raise rules.BadValueError("must be a list of statuses", value)
@@ -266,7 +268,7 @@ _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
         ResourceLimits,
         {
             "cpu_per_task": _cores,
-            "memory_per_task": _bytes,
+            "memory_per_task": rules.byte_size,
             "max_concurrent_tasks": rules.positive_int,
         },
     ),
@@ -382,13 +384,19 @@ _ENVIRONMENT: Mapping[str, tuple[str, rules.Parser]] = {
 }
 
 
-def _apply_env(config: Config, environ: Mapping[str, str], problems: list[str]) -> Config:
+def _apply_env(
+    config: Config, environ: Mapping[str, str], problems: list[str], sources: dict[str, str]
+) -> Config:
     """`config` with the PTX_* variables that are set (and not empty) laid over it."""
     changes: dict[str, Any] = {}
     for name, (setting, parse) in _ENVIRONMENT.items():
         text = environ.get(name, "").strip()
+        if not text:
+            continue
         try:
-            changes.update({setting: parse(text)} if text else {})
+            changes[setting] = parse(text)
         except rules.BadValueError as exc:
             problems.append(f"{name}: {exc.requirement}, got {rules.show(text)}")
+        else:
+            sources[setting] = name
     return dataclasses.replace(config, **changes)

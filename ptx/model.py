@@ -54,6 +54,7 @@ class TaskOptions:
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     estimate_seconds: float | None = None
+    memory_limit: int | None = None  # bytes: the task's process tree is killed above it
 
     def merged_over(self, base: TaskOptions) -> TaskOptions:
         """These options where set, else `base`'s (config overrides win over metadata)."""
@@ -65,6 +66,7 @@ class TaskOptions:
             cwd=self.cwd if self.cwd is not None else base.cwd,
             env=frozen_map({**base.env, **self.env}),
             estimate_seconds=_first(self.estimate_seconds, base.estimate_seconds),
+            memory_limit=self.memory_limit if self.memory_limit is not None else base.memory_limit,
         )
 
 

@@ -6,6 +6,7 @@ import difflib
 import json
 import math
 import re
+from decimal import Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,13 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _NO_OPTIONS = TaskOptions()
+_DECIMAL = r"(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})"
+_BYTE_UNITS = {"": 1, "k": 1000} | {
+    unit: base**power
+    for power, letter in enumerate("KMGTPE", start=1)
+    for unit, base in ((letter, 1000), (letter + "i", 1024))
+}
+_QUANTITY = re.compile(rf"({_DECIMAL})({'|'.join(sorted(_BYTE_UNITS, key=len, reverse=True))})")
 
 
 class BadValueError(Exception):
@@ -146,6 +154,17 @@ resources = mapping_of(
 )
 
 
+def byte_size(value: object) -> int:
+    """A byte count: a positive integer, or a quantity such as "512Mi" (1024s) or "2G" (1000s)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _QUANTITY.fullmatch(value.strip()) if isinstance(value, str) else None
+    amount = math.ceil(Decimal(match[1]) * _BYTE_UNITS[match[2]]) if match else 0
+    if amount > 0:
+        return amount
+    raise BadValueError('must be a byte count > 0 or a quantity such as "512Mi" or "2G"', value)
+
+
 def command(value: object) -> Command:
     """A shell string, or an argv whose program is named; never a NUL byte, which exec refuses."""
     if isinstance(value, str) and value.strip() and "\0" not in value:
@@ -178,6 +197,7 @@ OPTION_RULES: Mapping[str, Parser] = MappingProxyType(
         "cwd": or_null(text),
         "env": or_null(_env),
         "estimate_seconds": or_null(non_negative),
+        "memory_limit": or_null(byte_size),
     }
 )
 

@@ -23,6 +23,7 @@ SWEEP_GRACE_CAP = 1.0
 """After a command ends on its own, processes it left behind get at most this long after SIGTERM."""
 
 _POLL_SLICE = 0.05  # without pidfd: stop and deadline are still noticed within this
+_MEMORY_SAMPLE = 0.5  # how often a task with a memory limit has its tree's RSS summed
 _SETTLE = 2.0  # SIGKILL is asynchronous: how long to wait for the kernel to finish the kills
 _CREATE_TIME_TOLERANCE = 0.01  # psutil create_time has clock-tick (10 ms) resolution
 _EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
@@ -39,6 +40,7 @@ class ProcessSpec:
     log_path: str  # stdout+stderr go here (opened for append, created with parents)
     timeout: float | None  # seconds of wall time, None = no limit
     grace: float = 5.0  # SIGTERM -> grace -> SIGKILL
+    memory_limit: int | None = None  # bytes of RSS for the whole process tree; None = no limit
 
     def __post_init__(self) -> None:
         if not self.argv:
@@ -60,6 +62,7 @@ class ProcessOutcome:
     ended_at: float
     pid: int  # == pgid (own session); 0 when nothing was spawned
     error: str | None = None  # spawn failure, one line; exit_code 127/126 as a shell would
+    memory_exceeded: bool = False  # killed because the tree's RSS passed spec.memory_limit
 
 
 class Stop:
@@ -265,8 +268,14 @@ def _supervise(
 ) -> ProcessOutcome:
     deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
     timed_out = interrupted = False
-    if leader.wait(deadline, stop.stop_fd):
+    over = _await_leader(spec, stop, leader, deadline)
+    if leader.proc.returncode is not None:
         _sweep(leader, min(spec.grace, SWEEP_GRACE_CAP), stop, log)
+    elif over is not None:
+        # No grace period: in one, the tree could go on growing past the limit.
+        limit = f"{(spec.memory_limit or 0) / 2**20:.0f} MiB"
+        _note(log, f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree")
+        _end(leader, _escapees(leader.pgid), 0.0, stop, log, term=False)
     else:
         interrupted = stop.requested
         timed_out = not interrupted
@@ -283,7 +292,41 @@ def _supervise(
         started_at=started_at,
         ended_at=time.time(),
         pid=leader.pgid,
+        memory_exceeded=over is not None,
     )
+
+
+def _await_leader(
+    spec: ProcessSpec, stop: Stop, leader: _Leader, deadline: float | None
+) -> int | None:
+    """Wait for the leader's exit, a stop or the deadline; with a memory limit, also sample the
+    tree's RSS every `_MEMORY_SAMPLE` s and return it once it passes the limit."""
+    if spec.memory_limit is None:
+        leader.wait(deadline, stop.stop_fd)
+        return None
+    while True:
+        until = time.monotonic() + _MEMORY_SAMPLE
+        if leader.wait(until if deadline is None else min(until, deadline), stop.stop_fd):
+            return None
+        if stop.requested or _passed(deadline):
+            return None
+        rss = _tree_rss(leader.pgid)
+        if rss > spec.memory_limit:
+            return rss
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its descendants (shared pages count once per process)."""
+    try:
+        leader = psutil.Process(pid)
+        tree = [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
 
 
 def _sweep(leader: _Leader, grace: float, stop: Stop, log: BinaryIO) -> None:
@@ -296,12 +339,19 @@ def _sweep(leader: _Leader, grace: float, stop: Stop, log: BinaryIO) -> None:
         _end(leader, (), grace, stop, log)
 
 
-def _end(
-    leader: _Leader, escapees: tuple[psutil.Process, ...], grace: float, stop: Stop, log: BinaryIO
+def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
+    leader: _Leader,
+    escapees: tuple[psutil.Process, ...],
+    grace: float,
+    stop: Stop,
+    log: BinaryIO,
+    *,
+    term: bool = True,
 ) -> None:
-    """SIGTERM the group, wait up to `grace` (cut short by an immediate stop), SIGKILL the rest."""
+    """SIGTERM the group, wait up to `grace` (cut short by an immediate stop), SIGKILL the rest;
+    without `term`, SIGKILL at once."""
     pgid = leader.pgid
-    if not stop.immediate:
+    if term and not stop.immediate:
         _signal_all(pgid, escapees, signal.SIGTERM)
         deadline = time.monotonic() + grace
         if leader.wait(deadline, stop.immediate_fd):

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptx import commands, process, schedule
+from ptx import commands, process, safety, schedule
+from ptx.admission import Admission, requests_of
 from ptx.events import (
     Notice,
     RunFinished,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from ptx.config import Config
-    from ptx.events import Listener
+    from ptx.events import Event, Listener
     from ptx.graph import Graph
     from ptx.journal import Journal
     from ptx.model import Project, Task, TaskId
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 # killed because the machine hiccupped.
 MIN_DERIVED_TIMEOUT = 5.0
 _POLL_SECONDS = 0.1  # how often the loop looks at signals when nothing else happens
+# Why each ready unit waits is worked out at most this often (a unit that waits less is not
+# reported as waiting for a slot): it walks every ready unit, which must not slow dispatch.
+_SURVEY_SECONDS = 0.5
 _MAX_BACKOFF = 60.0
 
 
@@ -61,6 +65,7 @@ class RunOptions:
     update_status: bool = False
     resumed_from: str | None = None
     argv: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # told right after the run starts, e.g. why -j was lowered
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +115,7 @@ class Run:
         state_dir: Path,
         options: RunOptions,
         listener: Listener,
+        probe: safety.SystemProbe | None = None,
     ) -> None:
         self.project, self.config, self.work = project, config, work
         self.estimates, self.journal, self.state_dir = estimates, journal, state_dir
@@ -124,6 +130,14 @@ class Run:
         self.signals = 0
         self.status_writer = StatusWriter(project, enabled=options.update_status, emit=listener)
         self.run_id = ""
+        self.admission = Admission(
+            config=config,
+            requests=requests_of(work.nodes.values(), config),
+            jobs=options.jobs,
+            total=len(self.tracks),
+            probe=probe or safety.PsutilProbe(),
+        )
+        self.survey_due = time.monotonic() + _SURVEY_SECONDS
 
     def execute(self) -> RunResult:
         started = time.time()
@@ -151,6 +165,8 @@ class Run:
                 tasks=self._infos(),
             )
         )
+        for message in self.options.notices:
+            self.emit(Notice(message=message))
         with (
             _signals_caught(self._on_signal),
             _scratch_dir(self.run_id) as self.scratch,
@@ -172,17 +188,54 @@ class Run:
         while self.running or (self.starting and not self.queue.is_finished()):
             self._react_to_signals()
             self._release_due_retries()
-            while self.starting and len(self.running) < self.options.jobs:
-                unit = self.queue.take()
-                if unit is None:
-                    break
-                self._start(pool, unit)
+            self._emit_all(self.admission.tick())
+            self._start_ready(pool)
+            self._skip_stuck()
+            self._survey()
             self._wait_for_one()
+
+    def _start_ready(self, pool: ThreadPoolExecutor) -> None:
+        """Start the best ready units while a slot, the machine, their resources and their
+        breakers allow it."""
+        while self.starting and self.queue.ready_count():
+            if self.admission.held_back(len(self.running)) is not None:
+                return
+            unit = self.queue.take(self.admission.picker(self.emit))
+            if unit is None:
+                return
+            self._start(pool, unit)
+
+    def _skip_stuck(self) -> None:
+        """Nothing runs and no retry is due, so what is still ready waits only behind open
+        breakers that no result can close any more: skipped, rather than idling until a
+        breaker's timeout lets one trial through."""
+        if self.running or self.delayed or not self.starting:
+            return
+        while (unit := self.queue.take(self.admission.stuck_predicate)) is not None:
+            reason = self.admission.stuck(unit) or "blocked"
+            self.admission.skipped(unit)
+            self.tracks[unit].status, self.tracks[unit].reason = Status.SKIPPED, reason
+            self.emit(TaskSkipped(id=unit, reason=reason))
+            self._skip_dependents(unit)
+
+    def _survey(self) -> None:
+        now = time.monotonic()
+        if not self.starting or not self.queue.ready_count() or now < self.survey_due:
+            return
+        self.survey_due = now + _SURVEY_SECONDS
+        self.queue.take(self.admission.survey(len(self.running), self.emit))
+
+    def _emit_all(self, events: list[Event]) -> None:
+        for event in events:
+            self.emit(event)
 
     def _wait_for_one(self) -> None:
         timeout = _POLL_SECONDS
         if self.delayed:
             timeout = min(timeout, max(0.0, self.delayed[0][0] - time.monotonic()))
+        next_tick = self.admission.next_tick()
+        if next_tick is not None:
+            timeout = min(timeout, next_tick)
         with contextlib.suppress(queue.Empty):
             self._on_finished(self.inbox.get(timeout=timeout))
             while True:  # drain whatever else finished meanwhile before starting more
@@ -208,6 +261,7 @@ class Run:
         path = log_path(self.state_dir, self.run_id, unit, track.attempts)
         track.log = str(path)
         self.running.add(unit)
+        self.admission.started(unit)
         job = _Job(
             task=track.task,
             attempt=track.attempts,
@@ -287,6 +341,7 @@ class Run:
             log_path=job.log,
             timeout=job.timeout,
             grace=self.config.kill_grace_seconds,
+            memory_limit=commands.effective_options(job.task, self.config).memory_limit,
         )
 
     def _on_finished(self, message: _Finished) -> None:
@@ -313,6 +368,7 @@ class Run:
                 error=outcome.error,
             )
         )
+        self._emit_all(self.admission.finished(unit, status, final=retry_in is None))
         if status is Status.SUCCEEDED:
             self.queue.done(unit)
             self.status_writer.succeeded(unit)
@@ -323,13 +379,17 @@ class Run:
 
     def _give_up(self, unit: TaskId) -> None:
         self.status_writer.failed(unit)
+        self._skip_dependents(unit)
+        if self.options.fail_fast and self.starting:
+            self.starting = False
+            self.emit(Notice(message=f"task {unit} failed: --fail-fast starts nothing more"))
+
+    def _skip_dependents(self, unit: TaskId) -> None:
         for dependent in self.queue.fail(unit):
             reason = f"dependency {unit} {self.tracks[unit].status.value}"
             self.tracks[dependent].status, self.tracks[dependent].reason = Status.SKIPPED, reason
             self.emit(TaskSkipped(id=dependent, reason=reason))
-        if self.options.fail_fast and self.starting:
-            self.starting = False
-            self.emit(Notice(message=f"task {unit} failed: --fail-fast starts nothing more"))
+            self.admission.skipped(dependent)
 
     def _retry_delay(self, track: _Track) -> float | None:
         allowed = self._retries(track.task)
@@ -402,6 +462,8 @@ class Run:
             ended_at=time.time(),
             tasks=results,
             dependencies=dict(self.work.deps),
+            degraded=self.admission.failures.degraded,
+            breakers=tuple(self.admission.breakers.changes),
         )
 
     def _task_result(self, unit: TaskId) -> TaskResult:
@@ -423,7 +485,7 @@ class Run:
         )
 
 
-_RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT})
+_RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT, Status.MEMORY_EXCEEDED})
 
 
 def _failed_to_run(error: str) -> process.ProcessOutcome:
@@ -443,6 +505,8 @@ def _failed_to_run(error: str) -> process.ProcessOutcome:
 def _status_of(outcome: process.ProcessOutcome) -> Status:
     if outcome.interrupted:
         return Status.INTERRUPTED
+    if outcome.memory_exceeded:
+        return Status.MEMORY_EXCEEDED
     if outcome.timed_out:
         return Status.TIMEOUT
     return Status.SUCCEEDED if outcome.exit_code == 0 else Status.FAILED

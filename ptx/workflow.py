@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx import commands, plan, process, schedule, taskmaster, validation
+from ptx import commands, plan, process, safety, schedule, taskmaster, validation
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.journal import Journal, run_lock
@@ -59,6 +59,7 @@ class Prepared:
     plan: plan.Plan
     jobs: int
     history: Mapping[TaskId, float]
+    notices: tuple[str, ...] = ()
 
 
 def load(request: RunRequest) -> tuple[Project, Config]:
@@ -70,11 +71,18 @@ def load(request: RunRequest) -> tuple[Project, Config]:
 
 
 def prepare(
-    request: RunRequest, project: Project, config: Config, journal: Journal | None
+    request: RunRequest,
+    project: Project,
+    config: Config,
+    journal: Journal | None,
+    cores: int | None = None,
 ) -> Prepared:
     """Refuse broken input, then select the work and the estimates that order it."""
     _refuse_errors(project, config)
-    jobs = effective_jobs(request.jobs, config)
+    cores = safety.available_cores() if cores is None else cores
+    jobs = effective_jobs(request.jobs, config, cores)
+    wanted = effective_jobs(request.jobs, config)
+    notices = () if jobs == wanted else (_lowered(wanted, jobs, config, cores),)
     history = journal.estimates(project.tasks.tag, _hashes(project, config)) if journal else {}
     done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
     chosen = plan.make_plan(
@@ -94,14 +102,27 @@ def prepare(
             f"no command for task(s) {listed}: set metadata.ptx.command, "
             "tasks.<id>.command or the config's command template"
         )
-    return Prepared(project=project, config=config, plan=chosen, jobs=jobs, history=history)
+    return Prepared(
+        project=project, config=config, plan=chosen, jobs=jobs, history=history, notices=notices
+    )
 
 
-def effective_jobs(requested: int | None, config: Config) -> int:
-    """-j (or max_concurrency), capped by max_concurrent_tasks; 1 when parallelism is off."""
+def effective_jobs(requested: int | None, config: Config, cores: int | None = None) -> int:
+    """-j (or max_concurrency), capped by max_concurrent_tasks and, given the machine's
+    `cores`, by cores / cpu_per_task; 1 when parallelism is off."""
     if not config.enabled:
         return 1  # the kill switch: one task at a time
-    return min(requested or config.max_concurrency, config.resource_limits.max_concurrent_tasks)
+    limits = config.resource_limits
+    jobs = min(requested or config.max_concurrency, limits.max_concurrent_tasks)
+    if cores is not None:
+        jobs = min(jobs, safety.concurrency_cap(limits.cpu_per_task, cores))
+    return jobs
+
+
+def _lowered(wanted: int, jobs: int, config: Config, cores: int) -> str:
+    cpu = config.resource_limits.cpu_per_task
+    unit = "core" if cores == 1 else "cores"
+    return f"-j {wanted} lowered to {jobs}: cpu_per_task is {cpu:g} and ptx may use {cores} {unit}"
 
 
 def _refuse_errors(project: Project, config: Config) -> None:
@@ -147,11 +168,15 @@ def reap_orphans(journal: Journal, grace: float) -> int:
     return killed
 
 
-def execute(request: RunRequest, listener: Listener) -> RunResult:
+def execute(
+    request: RunRequest, listener: Listener, probe: safety.SystemProbe | None = None
+) -> RunResult:
+    """Run the request; `probe` reads the machine (psutil unless a test sets the readings)."""
     project, config = load(request)
     state_dir = project.root / STATE_DIR
+    probe = probe or safety.PsutilProbe()
     with run_lock(state_dir), Journal.open(state_dir) as journal:
-        prepared = prepare(request, project, config, journal)
+        prepared = prepare(request, project, config, journal, probe.cores())
         reap_orphans(journal, config.kill_grace_seconds)
         last = journal.last_run() if request.resume else None
         run = Run(
@@ -171,8 +196,10 @@ def execute(request: RunRequest, listener: Listener) -> RunResult:
                 ),
                 resumed_from=last.run_id if last else None,
                 argv=request.argv,
+                notices=prepared.notices,
             ),
             listener=listener,
+            probe=probe,
         )
         return run.execute()
 
