@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import gc
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,18 +13,25 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx import __version__, estimates, export, taskmaster, validation, workflow
+from ptx import __version__, discovery, estimates, export, taskmaster, validation, workflow
 from ptx import config as config_module
+from ptx import configview as config_view
 from ptx.errors import ExitCode, PtxError, UsageError
+from ptx.events import RunStarted
+from ptx.journal import DB_NAME, Journal, state_dir_of
+from ptx.live import LiveView
 from ptx.plainview import PlainView
 from ptx.plan import make_plan
-from ptx.report import write_report_json
+from ptx.report import report_json as report_text
+from ptx.report import result_from_dict, run_summary, summary_cells, write_text_atomically
+from ptx.tail import LogFollower
 from ptx.ui import Ui
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from ptx.config import Config
+    from ptx.events import RunResult
     from ptx.model import Finding, Project
 
 app = typer.Typer(
@@ -274,6 +282,12 @@ def run(
     report_json: Annotated[
         Path | None, typer.Option("--report-json", help="Write the report as JSON here.")
     ] = None,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="One plain line per event, even on a terminal.")
+    ] = False,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Print task output live, prefixed with the task id.")
+    ] = False,
 ) -> None:
     """Run the tasks: every ready task starts as soon as a slot is free."""
     with _handled():
@@ -296,16 +310,17 @@ def run(
         if dry_run:
             _show_dry_run(request)
             return
+        live = _wants_live(plain=plain, quiet=quiet, stream=stream)
         try:
-            result = workflow.execute(request, PlainView(sys.stderr, quiet=quiet))
+            with _progress(live=live, quiet=quiet, stream=stream) as listener:
+                result = workflow.execute(request, listener)
         except workflow.ValidationFailedError as error:
             path = _display_path(Path(file) if file else Path("tasks.json"))
             for finding in error.findings:
                 _State.ui.err.print(export.finding_line(path, finding))
             raise
-        _State.ui.display_report(result, quiet=quiet)
-        if report_json is not None:
-            write_report_json(result, report_json)
+        _State.ui.display_report(result, quiet=quiet, width=_State.ui.report_width(plain=not live))
+        _keep_report(result, listener.state_dir, report_json)
         raise typer.Exit(_RUN_EXIT[result.status])
 
 
@@ -316,6 +331,96 @@ _RUN_EXIT = {
 }
 
 
+def _wants_live(*, plain: bool, quiet: bool, stream: bool) -> bool:
+    """The live table only for a person at a terminal who asked for nothing plainer."""
+    terminal = sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    return terminal and not os.environ.get("NO_COLOR") and not (plain or quiet or stream)
+
+
+class _Recorder:
+    """Passes events on and remembers where the run keeps its state (for its report)."""
+
+    def __init__(self, listener: Callable[[object], None]) -> None:
+        self.listener = listener
+        self.state_dir: Path | None = None
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, RunStarted):
+            self.state_dir = state_dir_of(event.log_dir)
+        self.listener(event)
+
+
+@contextlib.contextmanager
+def _progress(*, live: bool, quiet: bool, stream: bool) -> Iterator[_Recorder]:
+    """The live table, or plain lines (following the task logs with --stream); a live table
+    is gone before this returns, whatever happened."""
+    if live:
+        with LiveView(_State.ui.live_console()) as view:
+            yield _Recorder(view)
+    elif stream:
+        with LogFollower(PlainView(sys.stderr, quiet=quiet)) as follower:
+            yield _Recorder(follower)
+    else:
+        yield _Recorder(PlainView(sys.stderr, quiet=quiet))
+
+
+def _keep_report(result: RunResult, state_dir: Path | None, path: Path | None) -> None:
+    """One text for the journal (`ptx report --json`) and for --report-json."""
+    text = report_text(result)
+    if state_dir is not None:
+        with Journal.open(state_dir) as journal:
+            journal.save_report(result.run_id, text)
+    if path is not None:
+        write_text_atomically(text, path)
+
+
+def _journal(file: Path | None) -> Journal:
+    """The journal of the project around the current directory, which must have runs."""
+    root = discovery.project_root(file or discovery.find_tasks_file(Path.cwd()))
+    state_dir = root / workflow.STATE_DIR
+    if not (state_dir / DB_NAME).is_file():
+        raise UsageError(f"no runs recorded in {_display_path(state_dir)}")
+    return Journal.open(state_dir)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str | None, typer.Argument(help="The run (default: the last).")] = None,
+    file: FileOption = None,
+    *,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as --report-json.")] = False,
+) -> None:
+    """Print the report of a past run again, as the run printed it."""
+    with _handled(), _journal(file) as journal:
+        info = journal.run(run_id) if run_id else journal.last_run()
+        if info is None:
+            raise UsageError(f"no run {run_id}" if run_id else "no runs recorded yet")
+        text = journal.report(info.run_id)
+        if text is None:
+            raise UsageError(f"run {info.run_id} has no report (status {info.status})")
+        if as_json:
+            _State.ui.data(text)
+        else:
+            result = result_from_dict(json.loads(text))
+            _State.ui.display_report(result, width=_State.ui.report_width())
+
+
+@app.command()
+def runs(
+    file: FileOption = None,
+    *,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """List past runs, newest first: id, start, status, tasks, wall and speedup."""
+    with _handled(), _journal(file) as journal:
+        summaries = [run_summary(info, journal.report(info.run_id)) for info in journal.runs(limit)]
+    if as_json:
+        _State.ui.data(json.dumps(summaries, indent=2))
+    else:
+        _State.ui.display_runs([summary_cells(summary) for summary in summaries])
+
+
 def _show_dry_run(request: workflow.RunRequest) -> None:
     prepared, lines = workflow.dry_run(request)
     _State.ui.notice(
@@ -323,6 +428,22 @@ def _show_dry_run(request: workflow.RunRequest) -> None:
     )
     for unit, command in lines:
         _State.ui.data(f"{unit}\t{command}")
+
+
+@app.command("config")
+def show_config(
+    file: FileOption = None,
+    config: ConfigOption = None,
+    jobs: JobsOption = None,
+    *,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the effective configuration and where each value came from."""
+    with _handled():
+        view = config_view.effective(
+            tasks_file=file, config_file=config, jobs=jobs, cwd=Path.cwd(), environ=os.environ
+        )
+        _State.ui.data(config_view.render_json(view) if as_json else config_view.render_text(view))
 
 
 def main(argv: list[str] | None = None) -> int:

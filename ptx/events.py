@@ -153,7 +153,19 @@ class RunFinished:
     result: RunResult
 
 
-Event = RunStarted | TaskStarted | TaskSpawned | TaskFinished | TaskSkipped | Notice | RunFinished
+Event = (
+    RunStarted
+    | TaskStarted
+    | TaskSpawned
+    | TaskFinished
+    | TaskSkipped
+    | TaskWaiting
+    | TaskOutput
+    | BreakerChanged
+    | Degraded
+    | Notice
+    | RunFinished
+)
 
 
 class Listener(Protocol):

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -19,7 +20,6 @@ from ptx.errors import PtxError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
-    from pathlib import Path
 
     from typing_extensions import Self
 
@@ -27,14 +27,14 @@ STATE_DIR_NAME = ".ptx"
 DB_NAME = "ptx.db"
 LOCK_NAME = "run.lock"
 LOGS_DIR_NAME = "logs"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
 BUSY_TIMEOUT_MS = 5000
 # psutil derives create_time from the wall clock on Linux, so an NTP step can shift it a little.
 _CREATE_TIME_SLACK = 1.0
 
 ATTEMPT_STATUSES = frozenset(
-    {"running", "succeeded", "failed", "timeout", "interrupted", "skipped"}
+    {"running", "succeeded", "failed", "timeout", "memory-exceeded", "interrupted", "skipped"}
 )
 RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "crashed"})
 
@@ -43,7 +43,8 @@ _SCHEMA = (
         run_id TEXT PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL,
         tag TEXT NOT NULL, jobs INTEGER NOT NULL, tasks_file TEXT NOT NULL, argv TEXT NOT NULL,
         resumed_from TEXT REFERENCES runs (run_id),
-        owner_pid INTEGER NOT NULL, owner_create_time REAL NOT NULL
+        owner_pid INTEGER NOT NULL, owner_create_time REAL NOT NULL,
+        report TEXT
     )""",
     "CREATE INDEX runs_by_start ON runs (started_at)",
     "CREATE INDEX runs_open ON runs (run_id) WHERE ended_at IS NULL",
@@ -58,6 +59,8 @@ _SCHEMA = (
     """CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)
         WHERE status = 'succeeded'""",
 )
+# Schema 2 added the finished run's report (JSON), so `ptx report` prints it again exactly.
+_MIGRATE_1_TO_2 = "ALTER TABLE runs ADD COLUMN report TEXT"
 _SELECT_RUNS = """
     SELECT run_id, started_at, ended_at, status, tag, jobs, tasks_file, argv, resumed_from,
         owner_pid, owner_create_time
@@ -113,6 +116,11 @@ def log_path(state_dir: Path, run_id: str, task: str, attempt: int) -> Path:
             raise JournalError(f"cannot name a log file after {part!r}")
     name = f"{task}.log" if attempt == 1 else f"{task}.{attempt}.log"
     return state_dir / LOGS_DIR_NAME / run_id / name
+
+
+def state_dir_of(run_log_dir: str) -> Path:
+    """The state directory that holds a run's log directory (`<state>/logs/<run>`)."""
+    return Path(run_log_dir).parent.parent
 
 
 @contextlib.contextmanager
@@ -288,6 +296,17 @@ class Journal:
         what = f"attempt {attempt} of task {task} in run {run_id}"
         self._update_one(sql, (ended_at, exit_code, status, run_id, task, attempt), what)
 
+    def save_report(self, run_id: str, report: str) -> None:
+        """Keep the finished run's report (the `--report-json` text) with the run."""
+        sql = "UPDATE runs SET report = ? WHERE run_id = ?"
+        self._update_one(sql, (report, run_id), f"run {run_id}")
+
+    def report(self, run_id: str) -> str | None:
+        """The report kept for a run: None for a run that never finished (or ran before v2)."""
+        with self._guarded() as conn:
+            row = conn.execute("SELECT report FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else row[0]
+
     def run(self, run_id: str) -> RunInfo | None:
         with self._guarded() as conn:
             return self._fetch_run(conn, run_id)
@@ -414,12 +433,16 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return
+    if version == 1:
+        conn.execute(_MIGRATE_1_TO_2)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        return
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
         for statement in _SCHEMA:
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return
-    # No migrations exist yet: schema 1 is the first. Refusing beats guessing at foreign data.
+    # A newer ptx's schema, or foreign data: refusing beats guessing.
     raise JournalError(
         f"{path} has schema version {version}, this ptx reads version {SCHEMA_VERSION};"
         " use the ptx that wrote it, or remove the file to start afresh"

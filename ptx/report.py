@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import heapq
 import json
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ptx.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
 from ptx.model import id_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    from ptx.events import RunResult, TaskResult
+    from ptx.journal import RunInfo
     from ptx.model import TaskId
 
 
@@ -88,12 +89,27 @@ def _level_barrier(
     return total
 
 
+def remaining_bound(
+    left: Mapping[TaskId, float], deps: Mapping[TaskId, Sequence[TaskId]], jobs: int
+) -> float:
+    """max(longest chain, work / workers) over the open work (`left`: seconds per task): the
+    bound of the figures, as a prediction of the time a run still needs."""
+    graph = {unit: [dep for dep in deps.get(unit, ()) if dep in left] for unit in left}
+    finish: dict[TaskId, float] = {}
+    for unit in TopologicalSorter(graph).static_order():
+        finish[unit] = left[unit] + max((finish[dep] for dep in graph[unit]), default=0.0)
+    longest = max(finish.values(), default=0.0)
+    return max(longest, sum(left.values()) / max(1, jobs))
+
+
 def report_dict(result: RunResult) -> dict[str, Any]:
     numbers = figures(result)
     return {
         "run_id": result.run_id,
         "status": result.status,
         "jobs": result.jobs,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
         "wall_seconds": round(numbers.wall, 3),
         "work_seconds": round(numbers.work, 3),
         "speedup": round(numbers.speedup, 3),
@@ -105,12 +121,20 @@ def report_dict(result: RunResult) -> dict[str, Any]:
         "bound_seconds": round(numbers.bound, 3),
         "optimality": round(numbers.optimality, 3),
         "level_barrier_seconds": round(numbers.level_barrier, 3),
-        "degraded": None,
-        "tasks": [_task_dict(task) for task in result.tasks],
+        "degraded": (
+            None
+            if result.degraded is None
+            else {"reason": result.degraded.reason, "at": result.degraded.at}
+        ),
+        "breakers": [
+            {"resource": c.resource, "state": c.state, "reason": c.reason, "at": c.at}
+            for c in result.breakers
+        ],
+        "tasks": [_task_dict(task, result.dependencies.get(task.id, ())) for task in result.tasks],
     }
 
 
-def _task_dict(task: TaskResult) -> dict[str, Any]:
+def _task_dict(task: TaskResult, dependencies: Sequence[TaskId]) -> dict[str, Any]:
     duration = task.duration
     return {
         "id": task.id,
@@ -123,14 +147,104 @@ def _task_dict(task: TaskResult) -> dict[str, Any]:
         "duration_seconds": None if duration is None else round(duration, 3),
         "log": task.log,
         "reason": task.reason,
+        "command": task.command,
+        "dependencies": list(dependencies),
     }
 
 
+def report_json(result: RunResult) -> str:
+    """The report as `--report-json` writes it and the journal keeps it."""
+    return json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
 def write_report_json(result: RunResult, path: Path) -> None:
+    write_text_atomically(report_json(result), path)
+
+
+def write_text_atomically(text: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n")
+    temporary.write_text(text)
     temporary.replace(path)
+
+
+def result_from_dict(data: Mapping[str, Any]) -> RunResult:
+    """The `RunResult` a report was made from, exactly enough to render the same report again:
+    times are kept unrounded, so every figure is recomputed to the same value."""
+    tasks = tuple(_task_result(entry) for entry in data["tasks"])
+    return RunResult(
+        run_id=data["run_id"],
+        status=data["status"],
+        jobs=data["jobs"],
+        started_at=data["started_at"],
+        ended_at=data["ended_at"],
+        tasks=tasks,
+        dependencies={
+            entry["id"]: tuple(entry.get("dependencies") or ()) for entry in data["tasks"]
+        },
+        degraded=_degraded(data.get("degraded")),
+        breakers=tuple(_breaker(entry) for entry in data.get("breakers") or ()),
+    )
+
+
+def _task_result(entry: Mapping[str, Any]) -> TaskResult:
+    return TaskResult(
+        id=entry["id"],
+        title=entry["title"],
+        status=Status(entry["status"]),
+        exit_code=entry["exit_code"],
+        attempts=entry["attempts"],
+        started_at=entry["started_at"],
+        ended_at=entry["ended_at"],
+        log=entry["log"],
+        reason=entry.get("reason"),
+        command=entry.get("command"),
+    )
+
+
+def _degraded(entry: Any) -> Degraded | None:  # noqa: ANN401 - a JSON value of either shape
+    if isinstance(entry, Mapping):
+        return Degraded(reason=str(entry.get("reason", "")), at=float(entry.get("at", 0.0)))
+    if isinstance(entry, str):
+        return Degraded(reason=entry, at=0.0)
+    return None
+
+
+def _breaker(entry: Mapping[str, Any]) -> BreakerChanged:
+    return BreakerChanged(
+        resource=str(entry.get("resource", "")),
+        state=str(entry.get("state", "")),
+        reason=str(entry.get("reason", "")),
+        at=float(entry.get("at", 0.0)),
+    )
+
+
+def run_summary(info: RunInfo, report: str | None) -> dict[str, Any]:
+    """One line of `ptx runs`; the numbers come from the run's report, absent without one."""
+    data = json.loads(report) if report is not None else {}
+    tasks = data.get("tasks")
+    return {
+        "run_id": info.run_id,
+        "started_at": info.started_at,
+        "status": info.status,
+        "tag": info.tag,
+        "tasks": None if tasks is None else len(tasks),
+        "wall_seconds": data.get("wall_seconds"),
+        "speedup": data.get("speedup"),
+    }
+
+
+def summary_cells(summary: Mapping[str, Any]) -> tuple[str, ...]:
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(summary["started_at"]))
+    wall, speedup = summary["wall_seconds"], summary["speedup"]
+    return (
+        summary["run_id"],
+        started,
+        summary["status"],
+        "-" if summary["tasks"] is None else str(summary["tasks"]),
+        "-" if wall is None else f"{wall:.1f} s",
+        "-" if speedup is None else f"{speedup:.2f}x",
+    )
 
 
 def log_tail(path: str | None, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ptx.export import finding_line
+from ptx.gantt import gantt_lines
 from ptx.model import Severity
 from ptx.report import figures, log_tail
 
@@ -31,6 +32,10 @@ class Ui:
     def __init__(self, *, out: Console | None = None, err: Console | None = None) -> None:
         self.out = out or Console(markup=False, highlight=False, soft_wrap=True)
         self.err = err or Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+    def live_console(self) -> Console:
+        """A console for the live table on stdout (print's soft wrapping would not do)."""
+        return Console(file=self.out.file, markup=False, highlight=False)
 
     def data(self, text: str) -> None:
         """Machine-readable output: written as is, never styled or wrapped."""
@@ -58,9 +63,21 @@ class Ui:
         )
         self.err.print(Text(summary, style="bold red" if errors else "green"))
 
-    def display_report(self, result: RunResult, *, quiet: bool = False) -> None:
-        for part in run_report(result, quiet=quiet):
+    def display_report(self, result: RunResult, *, quiet: bool = False, width: int = 80) -> None:
+        for part in run_report(result, quiet=quiet, width=width):
             self.out.print(part, overflow="ignore", crop=False)
+
+    def report_width(self, *, plain: bool = False) -> int:
+        """The timeline's width: the terminal's, or 80 where nobody watches a terminal."""
+        return self.out.width if self.out.is_terminal and not plain else 80
+
+    def display_runs(self, rows: Sequence[Sequence[str]]) -> None:
+        header = ("run", "started", "status", "tasks", "wall", "speedup")
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+        self.out.print(Text(_columns(header, widths), style="bold"))
+        for row in rows:
+            style = _STATUS_STYLE.get(row[2], "")
+            self.out.print(Text(_columns(row, widths), style=style), overflow="ignore", crop=False)
 
     def display_plan(self, plan: Plan) -> None:
         self.out.print(_plan_header(plan))
@@ -153,12 +170,16 @@ _COLUMNS = ("id", "task", "status", "time", "tries", "exit", "log")
 _RIGHT = frozenset({"id", "time", "tries", "exit"})
 
 
-def run_report(result: RunResult, *, quiet: bool = False) -> list[RenderableType]:
+def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> list[RenderableType]:
     """The final report: the tasks (with `quiet`, only those that did not succeed), the
-    figures, then ninja-style FAILED blocks."""
+    timeline (not with `quiet`), the figures, then ninja-style FAILED blocks."""
     shown = [task for task in result.tasks if not quiet or task.status.value != "succeeded"]
     parts: list[RenderableType] = [_task_table(shown)] if shown else []
+    timeline = [] if quiet else gantt_lines(result, width)
+    if timeline:
+        parts.append(Text("\n".join(timeline)))
     parts.append(_figures_text(result))
+    parts.extend(_safety_lines(result))
     parts.extend(_failed_block(task) for task in result.tasks if task.status.value in _FAILED)
     return parts
 
@@ -230,6 +251,21 @@ def _figures_text(result: RunResult) -> Text:
     return text
 
 
+def _safety_lines(result: RunResult) -> list[Text]:
+    lines = [
+        Text(f"breaker {change.resource} {change.state}: {change.reason}", style="yellow")
+        for change in result.breakers
+    ]
+    if result.degraded is not None:
+        reason = result.degraded.reason
+        lines.append(Text(f"fell back to one task at a time: {reason}", style="bold yellow"))
+    return lines
+
+
+def _columns(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+
 def _failed_block(task: TaskResult) -> Text:
     code = "" if task.exit_code is None else f" (exit {task.exit_code})"
     text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
@@ -238,3 +274,23 @@ def _failed_block(task: TaskResult) -> Text:
         text.append(Text(line + "\n"))
     text.append(Text(f"full log: {_relative(task.log) if task.log else '-'}", style="dim"))
     return text
+
+
+def short_duration(seconds: float) -> str:
+    """For a live display: "4.2s", "42s", "4m02s", "1h04m"."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def short_size(count: int) -> str:
+    """Bytes as "512B", "12K", "340M", "2G"."""
+    for unit in ("B", "K", "M", "G"):
+        if count < 1024:
+            return f"{count}{unit}"
+        count //= 1024
+    return f"{count}T"

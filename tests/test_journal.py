@@ -356,7 +356,7 @@ def test_schema_version_mismatch_is_refused(state: Path) -> None:
     with sqlite3.connect(state / DB_NAME) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 1") as err:
+    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 2") as err:
         Journal.open(state)
     assert err.value.exit_code == ExitCode.BAD_INPUT
 
