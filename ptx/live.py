@@ -273,8 +273,8 @@ class LiveView:
             (f"elapsed {short_duration(now - self._began)}", "", False),
             (f"remaining {left}", "", False),
         ]
-        if sum(len(part) + 2 for part, _, _ in parts) > width:
-            parts = [part for part in parts if not part[2]]
+        while sum(len(part) + 2 for part, _, _ in parts) > width and any(p[2] for p in parts):
+            parts.remove(next(part for part in parts if part[2]))  # the first droppable goes
         text = Text(no_wrap=True, overflow="ellipsis")
         for index, (part, style, _) in enumerate(parts):
             text.append(("  " if index else "") + part, style=style)
