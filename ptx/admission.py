@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ptx.commands import effective_options
-from ptx.events import Notice, Status, TaskWaiting
+from ptx.events import Status, TaskWaiting
 from ptx.resources import Resources
 from ptx.safety import Breakers, FailureGuard, SystemGuard
 
@@ -148,9 +148,8 @@ class Admission:
         events: list[Event] = list(self.breakers.finished(unit, request, ok=ok))
         if final and ok is not None:
             degraded = self.failures.record(ok=ok)
-            if degraded is not None:
-                message = f"{degraded.reason}: running sequential, one task at a time, from now on"
-                events += [degraded, Notice(message=message, warning=True)]
+            if degraded is not None:  # the views say it, with the word "sequential"
+                events.append(degraded)
         return events
 
     def skipped(self, unit: TaskId) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ptx import commands
-from ptx.journal import DB_NAME, STATE_DIR_NAME, Journal
+from ptx.journal import DB_NAME, Journal
+from ptx.statedir import STATE_DIR_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

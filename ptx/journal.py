@@ -1,33 +1,28 @@
-"""The crash-safe state store of runs: `.ptx/ptx.db` (SQLite, WAL), the run lock and log paths."""
+"""The crash-safe state store of runs: `.ptx/ptx.db` (SQLite, WAL), its writes and queries."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import secrets
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 
 from ptx.errors import PtxError
+from ptx.schema import SCHEMA_VERSION, ensure_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
+    from pathlib import Path
 
     from typing_extensions import Self
 
-STATE_DIR_NAME = ".ptx"
 DB_NAME = "ptx.db"
-LOCK_NAME = "run.lock"
-LOGS_DIR_NAME = "logs"
-SCHEMA_VERSION = 2
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
 BUSY_TIMEOUT_MS = 5000
 # psutil derives create_time from the wall clock on Linux, so an NTP step can shift it a little.
@@ -38,29 +33,6 @@ ATTEMPT_STATUSES = frozenset(
 )
 RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "crashed"})
 
-_SCHEMA = (
-    """CREATE TABLE runs (
-        run_id TEXT PRIMARY KEY, started_at REAL NOT NULL, ended_at REAL, status TEXT NOT NULL,
-        tag TEXT NOT NULL, jobs INTEGER NOT NULL, tasks_file TEXT NOT NULL, argv TEXT NOT NULL,
-        resumed_from TEXT REFERENCES runs (run_id),
-        owner_pid INTEGER NOT NULL, owner_create_time REAL NOT NULL,
-        report TEXT
-    )""",
-    "CREATE INDEX runs_by_start ON runs (started_at)",
-    "CREATE INDEX runs_open ON runs (run_id) WHERE ended_at IS NULL",
-    """CREATE TABLE attempts (
-        run_id TEXT NOT NULL REFERENCES runs (run_id), task TEXT NOT NULL,
-        attempt INTEGER NOT NULL, command_hash TEXT NOT NULL,
-        pgid INTEGER, pgid_create_time REAL, started_at REAL NOT NULL, ended_at REAL,
-        exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
-        PRIMARY KEY (run_id, task, attempt)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL",
-    """CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)
-        WHERE status = 'succeeded'""",
-)
-# Schema 2 added the finished run's report (JSON), so `ptx report` prints it again exactly.
-_MIGRATE_1_TO_2 = "ALTER TABLE runs ADD COLUMN report TEXT"
 _SELECT_RUNS = """
     SELECT run_id, started_at, ended_at, status, tag, jobs, tasks_file, argv, resumed_from,
         owner_pid, owner_create_time
@@ -73,10 +45,6 @@ _SELECT_ATTEMPTS = """
 
 class JournalError(PtxError):
     """The state store cannot be opened, read or written."""
-
-
-class RunLockedError(PtxError):
-    """Another `ptx run` holds the project's run lock."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,47 +75,6 @@ class AttemptRecord:
     exit_code: int | None
     status: str
     log_path: str
-
-
-def log_path(state_dir: Path, run_id: str, task: str, attempt: int) -> Path:
-    """Where an attempt's output goes; the caller creates the directory."""
-    for part in (run_id, task):
-        if not part or "/" in part or part in {".", ".."}:
-            raise JournalError(f"cannot name a log file after {part!r}")
-    name = f"{task}.log" if attempt == 1 else f"{task}.{attempt}.log"
-    return state_dir / LOGS_DIR_NAME / run_id / name
-
-
-def state_dir_of(run_log_dir: str) -> Path:
-    """The state directory that holds a run's log directory (`<state>/logs/<run>`)."""
-    return Path(run_log_dir).parent.parent
-
-
-@contextlib.contextmanager
-def run_lock(state_dir: Path) -> Iterator[None]:
-    """Hold `.ptx/run.lock` exclusively, or fail at once naming the holder's pid.
-
-    A flock belongs to the open file, so it dies with its process (even on kill -9) and a
-    stale lock cannot exist; Python opens files non-inheritable, so tasks do not keep it.
-    """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    # "a+" and not "w": truncating before the lock is ours would erase the holder's pid.
-    with (state_dir / LOCK_NAME).open("a+", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            msg = f"another ptx run is active in {state_dir.parent} (pid {holder})"
-            raise RunLockedError(msg) from None
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.truncate(0)
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Journal:
@@ -419,34 +346,19 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("BEGIN IMMEDIATE")  # two ptx creating the schema at once must not both try
         try:
-            _ensure_schema(conn, path)
+            unusable = ensure_schema(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        conn.execute("ROLLBACK" if unusable is not None else "COMMIT")
     except sqlite3.Error as exc:
         msg = f"{path} is not a usable ptx state store ({exc}); remove it to start afresh"
         raise JournalError(msg) from exc
-
-
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return
-    if version == 1:
-        conn.execute(_MIGRATE_1_TO_2)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        return
-    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        return
-    # A newer ptx's schema, or foreign data: refusing beats guessing.
-    raise JournalError(
-        f"{path} has schema version {version}, this ptx reads version {SCHEMA_VERSION};"
-        " use the ptx that wrote it, or remove the file to start afresh"
-    )
+    if unusable is not None:
+        raise JournalError(
+            f"{path} has schema version {unusable}, this ptx reads version {SCHEMA_VERSION};"
+            " use the ptx that wrote it, or remove the file to start afresh"
+        )
 
 
 def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:

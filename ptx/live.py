@@ -202,7 +202,7 @@ class LiveView:
             style = "cyan" if event.state == "closed" else "yellow"
             self._notices.append((f"breaker {event.resource} {event.state}: {event.reason}", style))
         elif isinstance(event, Degraded):
-            message = f"fell back to one task at a time: {event.reason}"
+            message = f"fell back to sequential, one task at a time: {event.reason}"
             self._notices.append((message, "bold yellow"))
 
     # --- drawing: on Live's refresh thread, never under the lock for long -------------------

@@ -59,7 +59,7 @@ def _always(event: object) -> str | None:
     if isinstance(event, BreakerChanged):
         return f"breaker {event.resource} {event.state}: {event.reason}"
     if isinstance(event, Degraded):
-        return f"warning: falling back to one task at a time: {event.reason}"
+        return f"warning: falling back to sequential, one task at a time: {event.reason}"
     return None
 
 

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import psutil
 
+from ptx import proctree
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
@@ -25,7 +27,6 @@ SWEEP_GRACE_CAP = 1.0
 _POLL_SLICE = 0.05  # without pidfd: stop and deadline are still noticed within this
 _MEMORY_SAMPLE = 0.5  # how often a task with a memory limit has its tree's RSS summed
 _SETTLE = 2.0  # SIGKILL is asynchronous: how long to wait for the kernel to finish the kills
-_CREATE_TIME_TOLERANCE = 0.01  # psutil create_time has clock-tick (10 ms) resolution
 _EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
 _EXIT_CANNOT_RUN = 126  # ...and for one it found but cannot execute
 
@@ -127,7 +128,7 @@ def run_process(
         leader = _Leader(proc)
         try:
             if on_start is not None:
-                on_start(leader.pgid, _create_time(leader.pgid))
+                on_start(leader.pgid, proctree.create_time(leader.pgid))
             return _supervise(spec, stop, leader, log, started_at)
         finally:
             leader.close()
@@ -172,14 +173,6 @@ def _not_started(started_at: float, message: str, code: int = _EXIT_CANNOT_RUN) 
         pid=0,
         error=message,
     )
-
-
-def _create_time(pid: int) -> float:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        # A wrong value only makes kill_stale_group refuse to act, which is the safe side.
-        return time.time()
 
 
 def _note(log: BinaryIO, text: str) -> None:
@@ -233,7 +226,7 @@ class _Leader:
         if self.proc.returncode is None:
             _signal_all(self.pgid, (), signal.SIGKILL)
             self.proc.wait()
-            _wait_gone(self.pgid, (), time.monotonic() + _SETTLE, None)
+            proctree.wait_gone(self.pgid, (), time.monotonic() + _SETTLE, None)
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
@@ -275,14 +268,14 @@ def _supervise(
         # No grace period: in one, the tree could go on growing past the limit.
         limit = f"{(spec.memory_limit or 0) / 2**20:.0f} MiB"
         _note(log, f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree")
-        _end(leader, _escapees(leader.pgid), 0.0, stop, log, term=False)
+        _end(leader, proctree.find_escapees(leader.pgid), 0.0, stop, log, term=False)
     else:
         interrupted = stop.requested
         timed_out = not interrupted
         why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
         first = "SIGKILL" if stop.immediate else "SIGTERM"
         _note(log, f"{why}: {first} to process group {leader.pgid}")
-        _end(leader, _escapees(leader.pgid), spec.grace, stop, log)
+        _end(leader, proctree.find_escapees(leader.pgid), spec.grace, stop, log)
     code = leader.proc.returncode
     return ProcessOutcome(
         exit_code=code if code >= 0 else None,
@@ -310,28 +303,14 @@ def _await_leader(
             return None
         if stop.requested or _passed(deadline):
             return None
-        rss = _tree_rss(leader.pgid)
+        rss = proctree.tree_rss(leader.pgid)
         if rss > spec.memory_limit:
             return rss
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and its descendants (shared pages count once per process)."""
-    try:
-        leader = psutil.Process(pid)
-        tree = [leader, *leader.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for member in tree:
-        with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total
-
-
 def _sweep(leader: _Leader, grace: float, stop: Stop, log: BinaryIO) -> None:
     """The command ended on its own: end whatever it left running in its group."""
-    left = _live_members(leader.pgid, ())
+    left = proctree.live_members(leader.pgid, ())
     if left:
         first = "SIGKILL" if stop.immediate else "SIGTERM"
         left_text = f"command ended, {len(left)} process(es) left"
@@ -355,32 +334,13 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
         _signal_all(pgid, escapees, signal.SIGTERM)
         deadline = time.monotonic() + grace
         if leader.wait(deadline, stop.immediate_fd):
-            _wait_gone(pgid, escapees, deadline, stop.immediate_fd)
-        if leader.proc.returncode is None or _live_members(pgid, escapees):
+            proctree.wait_gone(pgid, escapees, deadline, stop.immediate_fd)
+        if leader.proc.returncode is None or proctree.live_members(pgid, escapees):
             why = "stop requested again" if stop.immediate else f"still running after {grace:g} s"
             _note(log, f"{why}: SIGKILL to process group {pgid}")
     _signal_all(pgid, escapees, signal.SIGKILL)
     leader.proc.wait()
-    _wait_gone(pgid, escapees, time.monotonic() + _SETTLE, None)
-
-
-def _escapees(pgid: int) -> tuple[psutil.Process, ...]:
-    """Descendants of the leader that moved to another process group or session.
-
-    killpg cannot reach them (only a cgroup could contain them), so they are snapshotted
-    just before the group is signalled and signalled one by one."""
-    try:
-        tree = psutil.Process(pgid).children(recursive=True)
-    except psutil.Error:
-        return ()
-    return tuple(child for child in tree if _id_of(os.getpgid, child.pid) not in {pgid, None})
-
-
-def _id_of(get_id: Callable[[int], int], pid: int) -> int | None:
-    try:
-        return get_id(pid)
-    except ProcessLookupError:
-        return None
+    proctree.wait_gone(pgid, escapees, time.monotonic() + _SETTLE, None)
 
 
 def _signal_all(pgid: int | None, processes: Iterable[psutil.Process], sig: int) -> None:
@@ -393,108 +353,26 @@ def _signal_all(pgid: int | None, processes: Iterable[psutil.Process], sig: int)
             process.send_signal(sig)
 
 
-def _live_members(pgid: int, escapees: Iterable[psutil.Process]) -> list[psutil.Process]:
-    """Processes of group `pgid` (and escapees) that still run; zombies do not count."""
-    live = [process for process in escapees if _is_live(process)]
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return live  # the common case costs one syscall
-    except PermissionError:
-        pass
-    # The group exists, but possibly only as zombies an init that does not reap keeps around.
-    return live + _group_scan(pgid)
-
-
-def _group_scan(pgid: int) -> list[psutil.Process]:
-    found = []
-    for pid in psutil.pids():
-        if _id_of(os.getpgid, pid) == pgid:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process = psutil.Process(pid)
-                if _is_live(process):
-                    found.append(process)
-    return found
-
-
-def _is_live(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def _wait_gone(
-    pgid: int, escapees: Iterable[psutil.Process], deadline: float, wake_fd: int | None
-) -> bool:
-    """Poll until nothing of the group is left (True), or `deadline` or `wake_fd` (False)."""
-    return _poll_until(lambda: not _live_members(pgid, escapees), deadline, wake_fd)
-
-
-def _poll_until(done: Callable[[], bool], deadline: float, wake_fd: int | None) -> bool:
-    # Off the hot path (leftover processes only): a backing-off poll is simple and cheap.
-    delay = 0.001
-    poller = select.poll()
-    if wake_fd is not None:
-        poller.register(wake_fd, select.POLLIN)
-    while not done():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or poller.poll(math.ceil(min(delay, remaining) * 1000)):
-            return False
-        delay = min(delay * 2, 0.02)
-    return True
-
-
 def group_alive(pgid: int, create_time: float) -> bool:
-    """Whether anything of the group recorded at `create_time` still runs (see _stale_members)."""
-    return bool(_stale_members(pgid, create_time))
+    """Whether anything of the group recorded at `create_time` still runs (see kill_stale_group)."""
+    return bool(proctree.stale_members(pgid, create_time))
 
 
 def kill_stale_group(pgid: int, create_time: float, grace: float) -> bool:
     """End what is left of a group recorded by a ptx that died: TERM, up to `grace`, KILL.
 
-    True if something was signalled. Only processes `_stale_members` vouches for are touched."""
-    members = _stale_members(pgid, create_time)
+    True if something was signalled. Only processes `proctree.stale_members` vouches for (it
+    says why a reused pid is never hit) are touched."""
+    members = proctree.stale_members(pgid, create_time)
     if not members:
         return False
     _signal_all(None, members, signal.SIGTERM)
-    if not _poll_until(lambda: not any(map(_is_live, members)), time.monotonic() + grace, None):
+    if not proctree.poll_until(
+        lambda: not any(map(proctree.is_live, members)), time.monotonic() + grace, None
+    ):
         # Rescan: the group may have forked during the grace period.
-        _signal_all(None, [*members, *_stale_members(pgid, create_time)], signal.SIGKILL)
-        _poll_until(lambda: not _stale_members(pgid, create_time), time.monotonic() + _SETTLE, None)
+        _signal_all(None, [*members, *proctree.stale_members(pgid, create_time)], signal.SIGKILL)
+        proctree.poll_until(
+            lambda: not proctree.stale_members(pgid, create_time), time.monotonic() + _SETTLE, None
+        )
     return True
-
-
-def _stale_members(pgid: int, create_time: float) -> list[psutil.Process]:
-    """Live processes that provably belong to the group of leader `pgid` born at `create_time`.
-
-    If a process `pgid` exists, it must be that leader (same create time), else pid `pgid` was
-    reused, the old group is necessarily empty, and nothing is touched. If no process `pgid`
-    exists, a member must have pgid == sid == `pgid` (the leader called setsid) and have started
-    no earlier than the leader. Still possible, and accepted: pids wrapped around to `pgid`, the
-    new process called setsid too, then died while its children live on.
-    """
-    if pgid <= 1:
-        return []
-    try:
-        leader_time = psutil.Process(pgid).create_time()
-    except psutil.NoSuchProcess:
-        leader_time = None
-    except psutil.Error:
-        return []
-    if leader_time is not None and abs(leader_time - create_time) > _CREATE_TIME_TOLERANCE:
-        return []
-    return [
-        process
-        for process in _group_scan(pgid)
-        if _id_of(os.getsid, process.pid) == pgid and _started_since(process, create_time)
-    ]
-
-
-def _started_since(process: psutil.Process, create_time: float) -> bool:
-    try:
-        return process.create_time() >= create_time - _CREATE_TIME_TOLERANCE
-    except psutil.Error:
-        return False

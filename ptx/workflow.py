@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 from ptx import commands, plan, process, safety, schedule, taskmaster, validation
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
-from ptx.journal import Journal, run_lock
+from ptx.journal import Journal
 from ptx.model import Severity, id_key
 from ptx.runner import Run, RunOptions
+from ptx.statedir import run_lock
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

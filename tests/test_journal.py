@@ -15,14 +15,7 @@ import psutil
 import pytest
 
 from ptx.errors import ExitCode
-from ptx.journal import (
-    DB_NAME,
-    Journal,
-    JournalError,
-    RunLockedError,
-    log_path,
-    run_lock,
-)
+from ptx.journal import DB_NAME, Journal, JournalError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,28 +44,6 @@ journal.attempt_started(run_id=run_id, task="3", attempt=1, command_hash="h", lo
                         started_at=103.0)
 print(run_id, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-LOCK_HOLDER = """
-import sys, time
-from pathlib import Path
-from ptx.journal import run_lock
-
-with run_lock(Path(sys.argv[1])):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-LOCK_TRIER = """
-import sys
-from pathlib import Path
-from ptx.journal import RunLockedError, run_lock
-
-try:
-    with run_lock(Path(sys.argv[1])):
-        print("acquired")
-except RunLockedError as exc:
-    print(exc)
 """
 
 
@@ -382,42 +353,3 @@ def test_a_closed_journal_raises_a_journal_error(state: Path) -> None:
     journal.close()
     with pytest.raises(JournalError):
         journal.runs()
-
-
-def test_log_paths(state: Path) -> None:
-    assert log_path(state, "r1", "7.2", 1) == state / "logs" / "r1" / "7.2.log"
-    assert log_path(state, "r1", "7.2", 3) == state / "logs" / "r1" / "7.2.3.log"
-    for run_id, task in (("r1", "../x"), ("..", "1"), ("r1", "")):
-        with pytest.raises(JournalError, match="cannot name a log file"):
-            log_path(state, run_id, task, 1)
-
-
-def test_run_lock_refuses_another_process_and_names_the_holder(state: Path) -> None:
-    with run_lock(state):
-        refused = run_child(LOCK_TRIER, str(state))
-        assert refused.stdout.strip() == (
-            f"another ptx run is active in {state.parent} (pid {os.getpid()})"
-        )
-    freed = run_child(LOCK_TRIER, str(state))
-    assert freed.stdout.strip() == "acquired"
-
-
-def test_run_lock_is_freed_when_its_holder_is_killed(state: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(state)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        expected = rf"^another ptx run is active in .+ \(pid {holder.pid}\)$"
-        with pytest.raises(RunLockedError, match=expected) as err, run_lock(state):
-            pass
-        assert err.value.exit_code == ExitCode.BAD_INPUT
-    finally:
-        holder.kill()
-        holder.wait(timeout=CHILD_TIMEOUT)
-        if holder.stdout is not None:
-            holder.stdout.close()
-    assert holder.returncode == -signal.SIGKILL
-    with run_lock(state):
-        assert (state / "run.lock").read_text(encoding="utf-8").strip() == str(os.getpid())

@@ -19,6 +19,7 @@ from test_run import HANG_GUARD, _environment, make_project, task
 
 from ptx.events import (
     BreakerChanged,
+    Degraded,
     Notice,
     RunStarted,
     Status,
@@ -161,6 +162,16 @@ def test_with_hundreds_of_tasks_the_rows_that_matter_fit_the_terminal(tmp_path: 
     assert "250" in shown  # next up, with why
     assert any(re.fullmatch(r"… and \d+ more", line) for line in lines)
     assert lines[-1] == "breaker db open: 5 failures"
+
+
+def test_the_fall_back_to_sequential_is_one_notice_that_says_so(tmp_path: Path) -> None:
+    view, console, _ = view_of(120)
+    view(RunStarted(run_id="R", jobs=4, total=3, log_dir=str(tmp_path), tasks=infos(3)))
+    view(Degraded(reason="3 of 5 finished tasks failed (60%)", at=0.0))
+    notices = [line for line in frame(view, console) if "sequential" in line]
+    assert notices == [
+        "fell back to sequential, one task at a time: 3 of 5 finished tasks failed (60%)"
+    ]
 
 
 def test_events_from_many_threads_while_frames_are_drawn(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ from test_run import make_project, ptx, task
 
 from ptx.events import RunResult, Status, TaskResult
 from ptx.gantt import LEGEND, PER_TASK_LIMIT, gantt_lines
-from ptx.journal import DB_NAME, SCHEMA_VERSION, Journal
+from ptx.journal import DB_NAME, Journal
 from ptx.report import figures, report_dict, report_json, result_from_dict
+from ptx.schema import SCHEMA_VERSION
 from ptx.ui import run_report
 
 if TYPE_CHECKING:
