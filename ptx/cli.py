@@ -16,14 +16,16 @@ import typer
 from ptx import __version__, discovery, estimates, export, taskmaster, validation, workflow
 from ptx import config as config_module
 from ptx import configview as config_view
+from ptx import outputs as run_outputs
 from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.events import RunStarted
-from ptx.journal import DB_NAME, Journal, state_dir_of
+from ptx.journal import DB_NAME, Journal
 from ptx.live import LiveView
 from ptx.plainview import PlainView
 from ptx.plan import make_plan
 from ptx.report import report_json as report_text
 from ptx.report import result_from_dict, run_summary, summary_cells, write_text_atomically
+from ptx.statedir import state_dir_of
 from ptx.tail import LogFollower
 from ptx.ui import Ui
 
@@ -288,9 +290,30 @@ def run(
     stream: Annotated[
         bool, typer.Option("--stream", help="Print task output live, prefixed with the task id.")
     ] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Write JUnit XML here, for CI.")
+    ] = None,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="Write a Chrome trace here, for Perfetto.")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option("--metrics-file", help="Write Prometheus metrics here (textfile format)."),
+    ] = None,
+    pushgateway: Annotated[
+        str | None, typer.Option("--pushgateway", help="Push Prometheus metrics to this URL.")
+    ] = None,
 ) -> None:
     """Run the tasks: every ready task starts as soon as a slot is free."""
     with _handled():
+        wanted = run_outputs.Outputs(
+            junit=junit,
+            trace=trace,
+            metrics_file=metrics_file,
+            pushgateway=pushgateway,
+            step_summary=_step_summary(),
+        )
+        wanted.check()
         request = workflow.RunRequest(
             file=file,
             tag=tag,
@@ -320,8 +343,9 @@ def run(
                 _State.ui.err.print(export.finding_line(path, finding))
             raise
         _State.ui.display_report(result, quiet=quiet, width=_State.ui.report_width(plain=not live))
-        _keep_report(result, listener.state_dir, report_json)
-        raise typer.Exit(_RUN_EXIT[result.status])
+        if report_json is not None:  # the run saved the same text in the journal
+            write_text_atomically(report_text(result), report_json)
+        raise typer.Exit(_export(result, listener.state_dir, wanted))
 
 
 _RUN_EXIT = {
@@ -338,7 +362,7 @@ def _wants_live(*, plain: bool, quiet: bool, stream: bool) -> bool:
 
 
 class _Recorder:
-    """Passes events on and remembers where the run keeps its state (for its report)."""
+    """Passes events on and remembers where the run keeps its state (for its exports)."""
 
     def __init__(self, listener: Callable[[object], None]) -> None:
         self.listener = listener
@@ -364,14 +388,24 @@ def _progress(*, live: bool, quiet: bool, stream: bool) -> Iterator[_Recorder]:
         yield _Recorder(PlainView(sys.stderr, quiet=quiet))
 
 
-def _keep_report(result: RunResult, state_dir: Path | None, path: Path | None) -> None:
-    """One text for the journal (`ptx report --json`) and for --report-json."""
-    text = report_text(result)
+def _step_summary() -> Path | None:
+    """GitHub Actions names the Markdown file of the step's summary in this variable."""
+    named = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+    return Path(named) if named else None
+
+
+def _export(result: RunResult, state_dir: Path | None, wanted: run_outputs.Outputs) -> ExitCode:
+    """Write the outputs asked for; the run's exit code, or 2 when it succeeded and an output
+    could not be written (a run that failed keeps saying so)."""
+    record = run_outputs.Recorded(tag="", attempts=())
     if state_dir is not None:
         with Journal.open(state_dir) as journal:
-            journal.save_report(result.run_id, text)
-    if path is not None:
-        write_text_atomically(text, path)
+            record = run_outputs.recorded(journal, result.run_id)
+    problems = run_outputs.write_outputs(result, record, wanted)
+    for problem in problems:
+        _State.ui.error(problem)
+    code = _RUN_EXIT[result.status]
+    return ExitCode.BAD_INPUT if problems and code is ExitCode.OK else code
 
 
 def _journal(file: Path | None) -> Journal:
@@ -388,21 +422,34 @@ def report(
     run_id: Annotated[str | None, typer.Argument(help="The run (default: the last).")] = None,
     file: FileOption = None,
     *,
-    as_json: Annotated[bool, typer.Option("--json", help="The report as --report-json.")] = False,
+    run_option: Annotated[
+        str | None, typer.Option("--run", help="The run, as the argument.", show_default=False)
+    ] = None,
+    output: Annotated[
+        run_outputs.Format, typer.Option("--format", help="Output format.")
+    ] = run_outputs.Format.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Print the report of a past run again, as the run printed it."""
+    """Print the report of a past run again, as the run printed it, or export it."""
     with _handled(), _journal(file) as journal:
+        if run_id and run_option and run_id != run_option:
+            raise UsageError(f"two runs asked for: {run_id} and --run {run_option}")
+        run_id = run_id or run_option
         info = journal.run(run_id) if run_id else journal.last_run()
         if info is None:
             raise UsageError(f"no run {run_id}" if run_id else "no runs recorded yet")
         text = journal.report(info.run_id)
         if text is None:
             raise UsageError(f"run {info.run_id} has no report (status {info.status})")
-        if as_json:
+        output = run_outputs.Format.json if as_json else output
+        if output is run_outputs.Format.json:
             _State.ui.data(text)
-        else:
+        elif output is run_outputs.Format.text:
             result = result_from_dict(json.loads(text))
             _State.ui.display_report(result, width=_State.ui.report_width())
+        else:
+            record = run_outputs.recorded(journal, info.run_id)
+            _State.ui.data(run_outputs.render(output, result_from_dict(json.loads(text)), record))
 
 
 @app.command()
