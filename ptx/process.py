@@ -84,12 +84,13 @@ class Stop:
         """Graceful: TERM, grace, KILL. Immediate: KILL now (also during a grace period)."""
         # No lock, so a signal handler may call this: flags only go False -> True, and a
         # duplicate wake-up byte from a racing caller is harmless.
-        if not self._requested:
-            self._requested = True
-            os.write(self._stop_pipe[1], b"s")
+        # `immediate` goes first, so a waiter that wakes on the stop pipe already sees it.
         if immediate and not self._immediate:
             self._immediate = True
             os.write(self._immediate_pipe[1], b"k")
+        if not self._requested:
+            self._requested = True
+            os.write(self._stop_pipe[1], b"s")
 
     @property
     def requested(self) -> bool:
@@ -273,9 +274,9 @@ def _supervise(
         interrupted = stop.requested
         timed_out = not interrupted
         why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
-        first = "SIGKILL" if stop.immediate else "SIGTERM"
-        _note(log, f"{why}: {first} to process group {leader.pgid}")
-        _end(leader, proctree.find_escapees(leader.pgid), spec.grace, stop, log)
+        immediate = stop.immediate  # read once: the note must say what is really sent
+        _note(log, f"{why}: {'SIGKILL' if immediate else 'SIGTERM'} to process group {leader.pgid}")
+        _end(leader, proctree.find_escapees(leader.pgid), spec.grace, stop, log, term=not immediate)
     code = leader.proc.returncode
     return ProcessOutcome(
         exit_code=code if code >= 0 else None,
@@ -312,10 +313,13 @@ def _sweep(leader: _Leader, grace: float, stop: Stop, log: BinaryIO) -> None:
     """The command ended on its own: end whatever it left running in its group."""
     left = proctree.live_members(leader.pgid, ())
     if left:
-        first = "SIGKILL" if stop.immediate else "SIGTERM"
+        immediate = stop.immediate
         left_text = f"command ended, {len(left)} process(es) left"
-        _note(log, f"{left_text}: {first} to process group {leader.pgid}")
-        _end(leader, (), grace, stop, log)
+        _note(
+            log,
+            f"{left_text}: {'SIGKILL' if immediate else 'SIGTERM'} to process group {leader.pgid}",
+        )
+        _end(leader, (), grace, stop, log, term=not immediate)
 
 
 def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
@@ -330,7 +334,7 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
     """SIGTERM the group, wait up to `grace` (cut short by an immediate stop), SIGKILL the rest;
     without `term`, SIGKILL at once."""
     pgid = leader.pgid
-    if term and not stop.immediate:
+    if term:
         _signal_all(pgid, escapees, signal.SIGTERM)
         deadline = time.monotonic() + grace
         if leader.wait(deadline, stop.immediate_fd):
