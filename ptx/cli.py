@@ -25,7 +25,7 @@ from ptx.plainview import PlainView
 from ptx.plan import make_plan
 from ptx.report import report_json as report_text
 from ptx.report import result_from_dict, run_summary, summary_cells, write_text_atomically
-from ptx.statedir import state_dir_of
+from ptx.statedir import STATE_DIR_NAME, state_dir_of
 from ptx.tail import LogFollower
 from ptx.ui import Ui
 
@@ -411,7 +411,7 @@ def _export(result: RunResult, state_dir: Path | None, wanted: run_outputs.Outpu
 def _journal(file: Path | None) -> Journal:
     """The journal of the project around the current directory, which must have runs."""
     root = discovery.project_root(file or discovery.find_tasks_file(Path.cwd()))
-    state_dir = root / workflow.STATE_DIR
+    state_dir = root / STATE_DIR_NAME
     if not (state_dir / DB_NAME).is_file():
         raise UsageError(f"no runs recorded in {_display_path(state_dir)}")
     return Journal.open(state_dir)

@@ -105,7 +105,12 @@ def _notices(result: RunResult) -> list[dict[str, Any]]:
     if result.degraded is not None:
         degraded = result.degraded
         notices.append(
-            _instant("fell back to one task at a time", degraded.at, result, reason=degraded.reason)
+            _instant(
+                "fell back to sequential, one task at a time",
+                degraded.at,
+                result,
+                reason=degraded.reason,
+            )
         )
     return notices
 

@@ -258,7 +258,9 @@ def _safety_lines(result: RunResult) -> list[Text]:
     ]
     if result.degraded is not None:
         reason = result.degraded.reason
-        lines.append(Text(f"fell back to one task at a time: {reason}", style="bold yellow"))
+        lines.append(
+            Text(f"fell back to sequential, one task at a time: {reason}", style="bold yellow")
+        )
     return lines
 
 

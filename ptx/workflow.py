@@ -12,7 +12,7 @@ from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.journal import Journal
 from ptx.model import Severity, id_key
 from ptx.runner import Run, RunOptions
-from ptx.statedir import run_lock
+from ptx.statedir import STATE_DIR_NAME, run_lock
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from ptx.config import Config
     from ptx.events import Listener, RunResult
     from ptx.model import Finding, Project, TaskId
-
-STATE_DIR = ".ptx"
 
 
 class ValidationFailedError(PtxError):
@@ -174,7 +172,7 @@ def execute(
 ) -> RunResult:
     """Run the request; `probe` reads the machine (psutil unless a test sets the readings)."""
     project, config = load(request)
-    state_dir = project.root / STATE_DIR
+    state_dir = project.root / STATE_DIR_NAME
     probe = probe or safety.PsutilProbe()
     with run_lock(state_dir), Journal.open(state_dir) as journal:
         prepared = prepare(request, project, config, journal, probe.cores())

@@ -165,7 +165,7 @@ def test_the_trace_marks_the_fall_back_and_breaker_changes_as_instant_events() -
     instants = [(e["name"], e["ts"], e["args"]["reason"]) for e in events if e["ph"] == "i"]
     assert instants == [
         ("breaker db open", 3_500_000, "5 failures"),
-        ("fell back to one task at a time", 4_000_000, "too many failures"),
+        ("fell back to sequential, one task at a time", 4_000_000, "too many failures"),
     ]
 
 
