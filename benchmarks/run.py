@@ -6,6 +6,7 @@ Cases:
   no-op      2,000 tasks running `true` at -j 2 against `make -j2` on the equivalent Makefile.
   scheduling random DAGs of sleep tasks with mixed durations under make, ninja and ptx at -j 4,
              each makespan over the graph's lower bound (see dags.py).
+  dask       per-task overhead of the Dask executor against the local one (dask_overhead.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import dags
+import dask_overhead
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -151,6 +153,7 @@ CASES = {
     "big-graph": big_graph,
     "no-op": no_op,
     "scheduling": lambda _repeat: dags.run(OUT / "dags", range(1, 9)),
+    "dask": lambda _repeat: dask_overhead.run(OUT / "dask"),
 }
 
 
@@ -167,7 +170,9 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("cases", nargs="*", default=["big-graph", "no-op", "scheduling"])
+    parser.add_argument(
+        "cases", nargs="*", default=["big-graph", "no-op", "scheduling", "dask"], choices=CASES
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}, medians of {args.repeat} runs")

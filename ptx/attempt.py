@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from ptx.config import Config
     from ptx.events import Listener
+    from ptx.executors import Executor
     from ptx.journal import Journal
     from ptx.model import Task, TaskId
 
@@ -46,7 +47,7 @@ class Finished:
 class Attempts:
     """Runs the attempts of one run, each in the pool thread it was submitted to."""
 
-    __slots__ = ("config", "context", "done", "emit", "journal", "scratch", "stop")
+    __slots__ = ("config", "context", "done", "emit", "executor", "journal", "scratch", "stop")
 
     def __init__(  # noqa: PLR0913 - what every attempt of the run shares
         self,
@@ -58,9 +59,11 @@ class Attempts:
         stop: process.Stop,
         emit: Listener,
         done: Callable[[Finished], None],
+        executor: Executor,
     ) -> None:
         self.config, self.journal, self.context = config, journal, context
         self.scratch, self.stop, self.emit, self.done = scratch, stop, emit, done
+        self.executor = executor
 
     def run(self, job: Job) -> None:
         """Runs in a pool thread and owns the attempt: its command, files, journal rows and
@@ -92,7 +95,7 @@ class Attempts:
             self._announce(job, call, command)
             if not task_json.exists():  # one file per task and run, shared by its attempts
                 commands.write_task_json(job.task, task_json)
-            outcome = process.run_process(self._spec(job, call), self.stop, on_start=spawned)
+            outcome = self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
         except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
             return failed_to_run(f"ptx could not run the task: {error}"), command
         self.journal.attempt_ended(

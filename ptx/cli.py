@@ -57,6 +57,11 @@ class ValidateFormat(str, enum.Enum):
     github = "github"
 
 
+class Executor(str, enum.Enum):
+    local = "local"
+    dask = "dask"
+
+
 class PlanFormat(str, enum.Enum):
     text = "text"
     json = "json"
@@ -303,6 +308,15 @@ def run(
     pushgateway: Annotated[
         str | None, typer.Option("--pushgateway", help="Push Prometheus metrics to this URL.")
     ] = None,
+    executor: Annotated[
+        Executor, typer.Option("--executor", help="Where tasks run: this machine or Dask.")
+    ] = Executor.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS)."
+        ),
+    ] = None,
 ) -> None:
     """Run the tasks: every ready task starts as soon as a slot is free."""
     with _handled():
@@ -329,6 +343,8 @@ def run(
             update_status=update_status,
             resume=resume,
             argv=tuple(sys.argv),
+            executor=executor.value,
+            scheduler=scheduler,
         )
         if dry_run:
             _show_dry_run(request)

@@ -26,6 +26,7 @@ from ptx.events import (
     TaskInfo,
     TaskSkipped,
 )
+from ptx.executors import LocalExecutor
 from ptx.model import id_key
 from ptx.report import report_json
 from ptx.statedir import log_dir, log_path
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from ptx.config import Config
     from ptx.events import Event, Listener
+    from ptx.executors import Executor
     from ptx.graph import Graph
     from ptx.journal import Journal
     from ptx.model import Project, Task, TaskId
@@ -76,10 +78,12 @@ class Run:
         options: RunOptions,
         listener: Listener,
         probe: safety.SystemProbe | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.project, self.config, self.work = project, config, work
         self.estimates, self.journal, self.state_dir = estimates, journal, state_dir
         self.options, self.emit = options, listener
+        self.executor = executor or LocalExecutor()
         self.queue = schedule.ReadyQueue(work, schedule.rank_keys(work, estimates or None))
         self.tracks = {unit: Track(task=task) for unit, task in work.nodes.items()}
         self.inbox: queue.Queue[Finished] = queue.Queue()
@@ -115,6 +119,7 @@ class Run:
                 stop=self.stop,
                 emit=self.emit,
                 done=self.inbox.put,
+                executor=self.executor,
             )
             try:
                 self._loop(lambda job: pool.submit(attempts.run, job))

@@ -50,6 +50,16 @@ class SystemProbe(Protocol):
     def cores(self) -> int: ...
 
 
+class IdleProbe:
+    """For a remote executor: the guards watch this machine, where remote tasks use nothing."""
+
+    def read(self) -> Reading:
+        return Reading(memory_used=0.0, memory_available=2**62, cpu_used=0.0)
+
+    def cores(self) -> int:
+        return available_cores()
+
+
 class PsutilProbe:
     """The real machine."""
 

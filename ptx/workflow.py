@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx import commands, plan, process, safety, schedule, taskmaster, validation
+from ptx import commands, executors, plan, process, safety, schedule, taskmaster, validation
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.journal import Journal
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from ptx.config import Config
     from ptx.events import Listener, RunResult
+    from ptx.executors import Executor
     from ptx.model import Finding, Project, TaskId
 
 
@@ -49,6 +51,8 @@ class RunRequest:
     update_status: bool | None = None
     resume: bool = False
     argv: tuple[str, ...] = ()
+    executor: str = "local"  # or "dask"
+    scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,19 +73,26 @@ def load(request: RunRequest) -> tuple[Project, Config]:
     return project, config
 
 
-def prepare(
+def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remote slots
     request: RunRequest,
     project: Project,
     config: Config,
     journal: Journal | None,
+    *,
     cores: int | None = None,
+    slots: int | None = None,
 ) -> Prepared:
-    """Refuse broken input, then select the work and the estimates that order it."""
+    """Refuse broken input, then select the work and the estimates that order it. `slots`:
+    what a remote executor can run at once, which replaces this machine's cores as the bound."""
     _refuse_errors(project, config)
-    cores = safety.available_cores() if cores is None else cores
-    jobs = effective_jobs(request.jobs, config, cores)
-    wanted = effective_jobs(request.jobs, config)
-    notices = () if jobs == wanted else (_lowered(wanted, jobs, config, cores),)
+    notices: tuple[str, ...] = ()
+    if slots is not None:
+        jobs = effective_jobs(request.jobs or slots, config)
+    else:
+        cores = safety.available_cores() if cores is None else cores
+        jobs = effective_jobs(request.jobs, config, cores)
+        wanted = effective_jobs(request.jobs, config)
+        notices = () if jobs == wanted else (_lowered(wanted, jobs, config, cores),)
     history = journal.estimates(project.tasks.tag, _hashes(project, config)) if journal else {}
     done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
     chosen = plan.make_plan(
@@ -173,9 +184,17 @@ def execute(
     """Run the request; `probe` reads the machine (psutil unless a test sets the readings)."""
     project, config = load(request)
     state_dir = project.root / STATE_DIR_NAME
-    probe = probe or safety.PsutilProbe()
-    with run_lock(state_dir), Journal.open(state_dir) as journal:
-        prepared = prepare(request, project, config, journal, probe.cores())
+    _refuse_errors(project, config)  # before a cluster is started for nothing
+    with (
+        run_lock(state_dir),
+        Journal.open(state_dir) as journal,
+        contextlib.closing(_executor(request)) as executor,
+    ):
+        remote = executor.slots is not None
+        probe = probe or (safety.IdleProbe() if remote else safety.PsutilProbe())
+        prepared = prepare(
+            request, project, config, journal, cores=probe.cores(), slots=executor.slots
+        )
         reap_orphans(journal, config.kill_grace_seconds)
         last = journal.last_run() if request.resume else None
         run = Run(
@@ -199,8 +218,15 @@ def execute(
             ),
             listener=listener,
             probe=probe,
+            executor=executor,
         )
         return run.execute()
+
+
+def _executor(request: RunRequest) -> Executor:
+    return executors.open_executor(
+        request.executor, scheduler=request.scheduler, environ=request.environ
+    )
 
 
 def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
