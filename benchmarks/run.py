@@ -170,10 +170,11 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "cases", nargs="*", default=["big-graph", "no-op", "scheduling", "dask"], choices=CASES
-    )
+    parser.add_argument("cases", nargs="*", default=list(CASES), help=", ".join(CASES))
     args = parser.parse_args()
+    unknown = sorted(set(args.cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(unknown)}; cases: {', '.join(CASES)}")
     print(f"machine: {machine()}")
     print(f"date: {time.strftime('%Y-%m-%d %H:%M')}, medians of {args.repeat} runs")
     for case in args.cases:
