@@ -142,17 +142,7 @@ class Attempts:
 
 def failed_to_run(error: str) -> process.ProcessOutcome:
     """The outcome of an attempt whose process never started."""
-    now = time.time()
-    return process.ProcessOutcome(
-        exit_code=None,
-        signal=None,
-        timed_out=False,
-        interrupted=False,
-        started_at=now,
-        ended_at=now,
-        pid=0,
-        error=error,
-    )
+    return process.ProcessOutcome.never_ran(error)
 
 
 def status_of(outcome: process.ProcessOutcome) -> Status:

@@ -168,17 +168,7 @@ def _tail(path: Path, limit: int) -> tuple[bytes, int]:
 def _outcome(
     *, error: str, exit_code: int | None = None, interrupted: bool = False
 ) -> process.ProcessOutcome:
-    now = time.time()
-    return process.ProcessOutcome(
-        exit_code=exit_code,
-        signal=None,
-        timed_out=False,
-        interrupted=interrupted,
-        started_at=now,
-        ended_at=now,
-        pid=0,
-        error=error,
-    )
+    return process.ProcessOutcome.never_ran(error, exit_code=exit_code, interrupted=interrupted)
 
 
 class DaskExecutor:

@@ -65,6 +65,23 @@ class ProcessOutcome:
     error: str | None = None  # spawn failure, one line; exit_code 127/126 as a shell would
     memory_exceeded: bool = False  # killed because the tree's RSS passed spec.memory_limit
 
+    @classmethod
+    def never_ran(
+        cls, error: str, *, exit_code: int | None = None, interrupted: bool = False
+    ) -> ProcessOutcome:
+        """An attempt whose process never started (or was never heard of again)."""
+        now = time.time()
+        return cls(
+            exit_code=exit_code,
+            signal=None,
+            timed_out=False,
+            interrupted=interrupted,
+            started_at=now,
+            ended_at=now,
+            pid=0,
+            error=error,
+        )
+
 
 class Stop:
     """A stop request shared by all running attempts of one run; callable from any thread."""

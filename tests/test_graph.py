@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from builders import task, tasklist
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptx import checks, graph
 from ptx.errors import CycleError, UsageError
-from ptx.model import DEFAULT_SATISFIED, Task, TaskList
-
-
-def task(task_id: str, *deps: str, status: str = "pending", priority: str = "medium") -> Task:
-    parent = task_id.rsplit(".", 1)[0] if "." in task_id else None
-    return Task(
-        id=task_id,
-        token=task_id,
-        parent=parent,
-        title=f"task {task_id}",
-        status=status,
-        priority=priority,
-        dependencies=deps,
-    )
-
-
-def tasklist(*tasks: Task, tag: str = "master") -> TaskList:
-    """A TaskList as the reader builds it: each task knows its subtasks."""
-    children: dict[str, list[str]] = {}
-    for t in tasks:
-        if t.parent is not None:
-            children.setdefault(t.parent, []).append(t.id)
-    filled = [dataclasses.replace(t, subtasks=tuple(children.get(t.id, ()))) for t in tasks]
-    return TaskList(tag=tag, tasks=tuple(filled))
+from ptx.model import DEFAULT_SATISFIED, Task
 
 
 def unit_graph(*tasks: Task, subtasks: bool = False) -> graph.Graph:
