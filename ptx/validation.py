@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ptx import checks
+from ptx import checks, commands
 from ptx.model import Code, Finding, Severity, id_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from ptx.config import Config
     from ptx.model import TaskList, TaskOptions
 
 
@@ -25,6 +26,30 @@ def validate(
     if options is not None:
         found.extend(resource_findings(tasks.tag, options, capacities or {}))
     return tuple(sorted(found, key=_order))
+
+
+def validate_with_config(tasks: TaskList, config: Config) -> tuple[Finding, ...]:
+    """Every finding, with the options the config gives each task (its `tasks.<id>` win over
+    metadata.ptx), and a warning for config overrides that name no task of this tag."""
+    options = {task.id: commands.effective_options(task, config) for task in tasks.tasks}
+    found = validate(
+        tasks,
+        satisfied=config.satisfied_statuses,
+        options={task_id: chosen for task_id, chosen in options.items() if chosen.resources},
+        capacities=config.resources,
+    )
+    strays = [
+        Finding(
+            code=Code.BAD_TASK_OPTIONS,
+            severity=Severity.WARNING,
+            task=task_id,
+            message=f"config tasks.{task_id} names no task of tag '{tasks.tag}'",
+            tag=tasks.tag,
+        )
+        for task_id in sorted(config.tasks, key=_sort_key)
+        if task_id not in options
+    ]
+    return tuple(sorted([*found, *strays], key=_order))
 
 
 def resource_findings(
@@ -67,3 +92,7 @@ def _order(finding: Finding) -> tuple[int, tuple[int, ...], str]:
 
 def _numeric(task_id: str) -> bool:
     return all(part.isdigit() for part in task_id.split("."))
+
+
+def _sort_key(task_id: str) -> tuple[int, ...]:
+    return id_key(task_id) if _numeric(task_id) else ()

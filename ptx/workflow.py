@@ -7,7 +7,17 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx import commands, executors, plan, process, safety, schedule, taskmaster, validation
+from ptx import (
+    commands,
+    estimates,
+    executors,
+    plan,
+    process,
+    safety,
+    schedule,
+    taskmaster,
+    validation,
+)
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.journal import Journal
@@ -93,7 +103,8 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         jobs = effective_jobs(request.jobs, config, cores)
         wanted = effective_jobs(request.jobs, config)
         notices = () if jobs == wanted else (_lowered(wanted, jobs, config, cores),)
-    history = journal.estimates(project.tasks.tag, _hashes(project, config)) if journal else {}
+    tag, tasks = project.tasks.tag, project.tasks.tasks
+    history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
     done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
     chosen = plan.make_plan(
         project.tasks,
@@ -136,25 +147,10 @@ def _lowered(wanted: int, jobs: int, config: Config, cores: int) -> str:
 
 
 def _refuse_errors(project: Project, config: Config) -> None:
-    options = {task.id: commands.effective_options(task, config) for task in project.tasks.tasks}
-    findings = validation.validate(
-        project.tasks,
-        satisfied=config.satisfied_statuses,
-        options={key: value for key, value in options.items() if value.resources},
-        capacities=config.resources,
-    )
+    findings = validation.validate_with_config(project.tasks, config)
     errors = [finding for finding in findings if finding.severity is Severity.ERROR]
     if errors:
         raise ValidationFailedError(errors)
-
-
-def _hashes(project: Project, config: Config) -> dict[TaskId, str]:
-    hashes = {}
-    for task in project.tasks.tasks:
-        command = commands.command_of(commands.effective_options(task, config), config)
-        if command is not None:
-            hashes[task.id] = commands.command_hash(command)
-    return hashes
 
 
 def resumed_done(journal: Journal, tag: str) -> frozenset[TaskId]:
@@ -234,10 +230,8 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     project, config = load(request)
     prepared = prepare(request, project, config, None)
     work = prepared.plan.work
-    estimates = plan.filled_estimates(work, prepared.plan.estimates) or dict.fromkeys(
-        work.nodes, 1.0
-    )
-    simulation = schedule.simulate(work, estimates, prepared.jobs)
+    seconds = plan.filled_estimates(work, prepared.plan.estimates) or dict.fromkeys(work.nodes, 1.0)
+    simulation = schedule.simulate(work, seconds, prepared.jobs)
     order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))
     lines = []
     for slot in order:

@@ -241,3 +241,18 @@ def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
 def test_plan_does_not_create_a_state_store(demo: Path) -> None:
     invoke("plan", "-f", str(demo))
     assert not (demo.parents[2] / ".ptx").exists()
+
+
+def test_validate_checks_resource_requests_made_in_the_config(demo: Path) -> None:
+    config = demo.parents[2] / "ptx.yaml"
+    config.write_text(
+        "parallel_execution:\n"
+        "  resources: {db: 1}\n"
+        "  tasks:\n"
+        "    '3': {resources: {db: 2}}\n"
+        "    '99': {command: 'true'}\n"
+    )
+    code, out, _ = invoke("validate", "-f", str(demo), "-c", str(config))
+    assert code == 1
+    assert "task 3: error PTX122: task 3 requests 2 of 'db', whose capacity is 1" in out
+    assert "warning PTX114: config tasks.99 names no task of tag 'master'" in out

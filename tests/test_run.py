@@ -74,7 +74,7 @@ def _environment() -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("PTX_", "TASKMASTER_"))
+        if not key.startswith(("PTX_", "TASKMASTER_", "DASK_")) and key != "GITHUB_STEP_SUMMARY"
     }
     env.update(COLUMNS="250", NO_COLOR="1")
     return env
