@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,6 @@ MAX_DEPTH = 32
 _SECTION = "parallel_execution"
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TASK_ID = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_DECIMAL = r"(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})"
-_CORES = re.compile(rf"({_DECIMAL})(m?)")
 _ENV_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
@@ -216,16 +213,6 @@ _status = rules.rule(
 )
 
 
-def _cores(value: object) -> float:
-    number = rules.real(value)
-    match = _CORES.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match:
-        number = float(match[1]) / (1000 if match[2] else 1)
-    if 0 < number < math.inf:
-        return number
-    raise rules.BadValueError('must be a number of cores > 0 such as 0.5, "0.5" or "500m"', value)
-
-
 def _statuses(value: object) -> frozenset[str]:
     if not isinstance(value, list):
         raise rules.BadValueError("must be a list of statuses", value)
@@ -267,7 +254,7 @@ _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
     "resource_limits": (
         ResourceLimits,
         {
-            "cpu_per_task": _cores,
+            "cpu_per_task": rules.cores,
             "memory_per_task": rules.byte_size,
             "max_concurrent_tasks": rules.positive_int,
         },

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from ptx.errors import PtxError
+from ptx.proctree import run_owner_alive
 from ptx.schema import SCHEMA_VERSION, ensure_schema
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ DB_NAME = "ptx.db"
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
 _CHECKPOINT_PAGES = 20_000  # 80 MB of WAL at most between checkpoints
 BUSY_TIMEOUT_MS = 5000
-# psutil derives create_time from the wall clock on Linux, so an NTP step can shift it a little.
-_CREATE_TIME_SLACK = 1.0
 
 ATTEMPT_STATUSES = frozenset(
     {"running", "succeeded", "failed", "timeout", "memory-exceeded", "interrupted", "skipped"}
@@ -283,7 +282,7 @@ class Journal:
         )
         with self._guarded() as conn:
             owners = conn.execute(owners_sql).fetchall()
-            dead = [run_id for run_id, pid, created in owners if not _owner_alive(pid, created)]
+            dead = [run_id for run_id, pid, created in owners if not run_owner_alive(pid, created)]
             return [_attempt_record(row) for run_id in dead for row in conn.execute(sql, (run_id,))]
 
     def mark_orphans_reaped(self, records: Sequence[AttemptRecord], *, ended_at: float) -> None:
@@ -301,7 +300,7 @@ class Journal:
                 "SELECT run_id, owner_pid, owner_create_time FROM runs WHERE ended_at IS NULL"
             ).fetchall()
             dead = [
-                (run_id,) for run_id, pid, created in open_runs if not _owner_alive(pid, created)
+                (run_id,) for run_id, pid, created in open_runs if not run_owner_alive(pid, created)
             ]
             conn.executemany(
                 "UPDATE attempts SET ended_at = ?, status = 'interrupted'"
@@ -375,19 +374,6 @@ def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:
         run_id = f"{stamp}-{secrets.token_hex(2)}"
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             return run_id
-
-
-def _owner_alive(pid: int, create_time: float) -> bool:
-    """Whether the process that owned a run still runs (and is not a reused pid)."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return abs(process.create_time() - create_time) < _CREATE_TIME_SLACK
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True  # it exists and we cannot tell: never reap what might be a live run
 
 
 def _check_status(status: str, allowed: frozenset[str]) -> None:

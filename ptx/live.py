@@ -28,6 +28,7 @@ from ptx.events import (
     TaskWaiting,
 )
 from ptx.model import id_key
+from ptx.proctree import tree_pids
 from ptx.report import remaining_bound
 from ptx.tail import last_line
 from ptx.ui import short_duration, short_size
@@ -361,7 +362,7 @@ class _TreeProbe:
             if root is None:
                 continue
             cpu, rss = 0.0, 0
-            for pid in _tree(root):
+            for pid in tree_pids(root):
                 with contextlib.suppress(psutil.Error):
                     process = self._processes.get(pid) or psutil.Process(pid)
                     with process.oneshot():
@@ -373,31 +374,6 @@ class _TreeProbe:
 
     def usage(self, root: int | None) -> tuple[float | None, int | None]:
         return self._usage.get(root, (None, None)) if root is not None else (None, None)
-
-
-def _tree(root: int) -> list[int]:
-    """The root and its descendants. /proc/PID/task/TID/children costs a few small reads per
-    process where psutil's children() reads every process on the machine."""
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        try:
-            for thread in Path(f"/proc/{pid}/task").iterdir():
-                stack.extend(int(child) for child in (thread / "children").read_text().split())
-        except FileNotFoundError:  # the root is gone, or the kernel has no children files
-            if pid == root:
-                return _psutil_tree(root)
-        except OSError:
-            continue
-    return found
-
-
-def _psutil_tree(root: int) -> list[int]:
-    try:
-        return [root, *(child.pid for child in psutil.Process(root).children(recursive=True))]
-    except psutil.Error:
-        return []
 
 
 def _eta(row: _Row, elapsed: float | None) -> str:

@@ -28,6 +28,7 @@ _BYTE_UNITS = {"": 1, "k": 1000} | {
     for unit, base in ((letter, 1000), (letter + "i", 1024))
 }
 _QUANTITY = re.compile(rf"({_DECIMAL})({'|'.join(sorted(_BYTE_UNITS, key=len, reverse=True))})")
+_CORES = re.compile(rf"({_DECIMAL})(m?)")  # "500m" is half a core
 
 
 class BadValueError(Exception):
@@ -152,6 +153,17 @@ resources = mapping_of(
     ),
     positive_int,
 )
+
+
+def cores(value: object) -> float:
+    """A number of CPU cores: a number > 0, or a Kubernetes-style quantity such as "500m"."""
+    number = real(value)
+    match = _CORES.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match:
+        number = float(match[1]) / (1000 if match[2] else 1)
+    if 0 < number < math.inf:
+        return number
+    raise BadValueError('must be a number of cores > 0 such as 0.5, "0.5" or "500m"', value)
 
 
 def byte_size(value: object) -> int:

@@ -8,6 +8,7 @@ import math
 import os
 import select
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
 CREATE_TIME_TOLERANCE = 0.01  # psutil create_time has clock-tick (10 ms) resolution
+# psutil derives create_time from the wall clock on Linux, so an NTP step can shift it a little.
+RUN_OWNER_SLACK = 1.0
 
 
 def create_time(pid: int) -> float:
@@ -60,6 +63,31 @@ def tree_rss(pid: int) -> int:
         with contextlib.suppress(psutil.Error):
             total += member.memory_info().rss
     return total
+
+
+def tree_pids(root: int) -> list[int]:
+    """The root and its descendants. /proc/PID/task/TID/children costs a few small reads per
+    process where psutil's children() reads every process on the machine."""
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        try:
+            for thread in Path(f"/proc/{pid}/task").iterdir():
+                stack.extend(int(child) for child in (thread / "children").read_text().split())
+        except FileNotFoundError:  # the root is gone, or the kernel has no children files
+            if pid == root:
+                return _psutil_tree_pids(root)
+        except OSError:
+            continue
+    return found
+
+
+def _psutil_tree_pids(root: int) -> list[int]:
+    try:
+        return [root, *(child.pid for child in psutil.Process(root).children(recursive=True))]
+    except psutil.Error:
+        return []
 
 
 def find_escapees(pgid: int) -> tuple[psutil.Process, ...]:
@@ -166,3 +194,16 @@ def started_since(process: psutil.Process, create_time: float) -> bool:
         return process.create_time() >= create_time - CREATE_TIME_TOLERANCE
     except psutil.Error:
         return False
+
+
+def run_owner_alive(pid: int, create_time: float) -> bool:
+    """Whether the process that owned a run still runs (and is not a reused pid)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return abs(process.create_time() - create_time) < RUN_OWNER_SLACK
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True  # it exists and we cannot tell: never reap what might be a live run
