@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 import yaml
+from watch import wait_with_peak_rss
 
 from ptx.journal import Journal
 
@@ -291,22 +292,8 @@ def test_a_gigabyte_of_output_keeps_ptx_memory_bounded(
     size = 1_000_000_000
     root = make_project(tmp_path, [task(1, f"head -c {size} /dev/zero")])
     background.append(proc := spawn(root, "run", "--report-json", "report.json"))
-    peak = 0
-
-    def sample() -> None:
-        nonlocal peak
-        with contextlib.suppress(psutil.NoSuchProcess):
-            watched = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                peak = max(peak, watched.memory_info().rss)
-                time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        assert proc.wait(HANG_GUARD) == 0
-    finally:
-        sampler.join()
+    code, peak = wait_with_peak_rss(proc, HANG_GUARD)
+    assert code == 0
     log = Path(read_report(root / "report.json")["tasks"][0]["log"])
     try:
         assert log.stat().st_size == size

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 from test_run import HANG_GUARD, _environment, make_project, task
+from watch import wait_with_peak_rss
 
 from ptx.events import Notice, Status, TaskFinished, TaskOutput, TaskStarted
 from ptx.tail import MAX_LINE_BYTES, LogFollower, last_line
@@ -122,22 +120,10 @@ def test_stream_with_200_mb_of_output_keeps_ptx_memory_bounded(tmp_path: Path) -
         stdout=subprocess.DEVNULL,
         stderr=err,
     )
-    peak = 0
-
-    def sample() -> None:
-        nonlocal peak
-        with contextlib.suppress(psutil.NoSuchProcess):
-            watched = psutil.Process(proc.pid)
-            while proc.poll() is None:
-                peak = max(peak, watched.memory_info().rss)
-                time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     try:
-        assert proc.wait(HANG_GUARD) == 0
+        code, peak = wait_with_peak_rss(proc, HANG_GUARD)
+        assert code == 0
     finally:
-        sampler.join()
         err.close()
         if proc.poll() is None:
             proc.kill()
