@@ -139,7 +139,7 @@ def run(
             with runview.progress(State.ui, live=live, quiet=quiet, stream=stream) as listener:
                 result = workflow.execute(request, listener)
         except workflow.ValidationFailedError as error:
-            path = display_path(Path(file) if file else Path("tasks.json"))
+            path = display_path(error.path)
             for finding in error.findings:
                 State.ui.err.print(export.finding_line(path, finding))
             raise

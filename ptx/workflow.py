@@ -40,8 +40,8 @@ class ValidationFailedError(PtxError):
 
     exit_code = ExitCode.FAILED
 
-    def __init__(self, findings: Sequence[Finding]) -> None:
-        self.findings = tuple(findings)
+    def __init__(self, findings: Sequence[Finding], path: Path) -> None:
+        self.findings, self.path = tuple(findings), path
         super().__init__(f"{len(findings)} validation error(s): fix them or run `ptx validate`")
 
 
@@ -150,7 +150,7 @@ def _refuse_errors(project: Project, config: Config) -> None:
     findings = validation.validate_with_config(project.tasks, config)
     errors = [finding for finding in findings if finding.severity is Severity.ERROR]
     if errors:
-        raise ValidationFailedError(errors)
+        raise ValidationFailedError(errors, project.path)
 
 
 def resumed_done(journal: Journal, tag: str) -> frozenset[TaskId]:
