@@ -589,8 +589,8 @@ def test_a_cycle_stops_the_run_before_anything_runs(tmp_path: Path) -> None:
     root = make_project(tmp_path, tasks)
     result = ptx(root, "run")
     assert result.returncode == 1
-    assert "PTX101" in result.stderr
-    assert "2 -> 3 -> 2" in result.stderr or "3 -> 2 -> 3" in result.stderr
+    assert ".taskmaster/tasks/tasks.json [master] task 2: error PTX101" in result.stderr
+    assert "2 -> 3 -> 2" in result.stderr
     assert not (root / "one").exists()
 
 
