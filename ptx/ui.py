@@ -173,6 +173,8 @@ _RIGHT = frozenset({"id", "time", "tries", "exit"})
 def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> list[RenderableType]:
     """The final report: the tasks (with `quiet`, only those that did not succeed), the
     timeline (not with `quiet`), the figures, then ninja-style FAILED blocks."""
+    if not result.tasks:
+        return [Text("nothing to run: every selected task is done already or blocked (ptx plan)")]
     shown = [task for task in result.tasks if not quiet or task.status.value != "succeeded"]
     parts: list[RenderableType] = [_task_table(shown)] if shown else []
     timeline = [] if quiet else gantt_lines(result, width)

@@ -102,7 +102,9 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         cores = safety.available_cores() if cores is None else cores
         jobs = effective_jobs(request.jobs, config, cores)
         wanted = effective_jobs(request.jobs, config)
-        notices = () if jobs == wanted else (_lowered(wanted, jobs, config, cores),)
+        # Said only to someone who asked for more: the default -j is a ceiling, not a promise.
+        asked = request.jobs is not None and jobs < wanted
+        notices = (_lowered(wanted, jobs, config, cores),) if asked else ()
     tag, tasks = project.tasks.tag, project.tasks.tasks
     history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
     done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()

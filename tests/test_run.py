@@ -744,3 +744,12 @@ def test_statuses_a_held_lock_kept_back_are_written_once_it_is_free(tmp_path: Pa
     assert "not written" not in result.stderr
     master = {entry["id"]: entry for entry in json.loads(tasks_file.read_text())["master"]["tasks"]}
     assert (master[8]["status"], master[9]["status"]) == ("done", "done")
+
+
+def test_with_nothing_left_to_run_ptx_says_so_and_succeeds(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true", status="done"), task(2, "true", 1)])
+    first = ptx(root, "run", "--update-status")
+    again = ptx(root, "run")
+    assert (first.returncode, again.returncode) == (0, 0), first.stderr
+    assert "nothing to run: every selected task is done already or blocked" in again.stdout
+    assert "lowered to" not in first.stderr + again.stderr  # nobody asked for more than -j allows
