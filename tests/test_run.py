@@ -93,6 +93,19 @@ def ptx(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def python(root: Path, script: str) -> subprocess.CompletedProcess[str]:
+    """`python -c script` in the project, with the test environment: ptx driven from code."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
 def spawn(root: Path, *args: str) -> subprocess.Popen[bytes]:
     """A ptx in the background; its stderr (the plain progress lines) goes to root/ptx.err."""
     with (root / "ptx.err").open("wb") as err:
@@ -716,15 +729,7 @@ def test_an_internal_error_mid_run_stops_the_running_tasks(tmp_path: Path, pid_f
     endless = f"echo $$ >> {q(pid_file)}; while :; do sleep 0.1; done"
     tasks = [task(1, endless), task(3, "true"), task(2, "true", 3)]
     root = make_project(tmp_path, tasks)
-    result = subprocess.run(
-        [sys.executable, "-c", _BREAK_TASK_2],
-        cwd=root,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    result = python(root, _BREAK_TASK_2)
     assert result.returncode != 0
     assert "disk full" in result.stderr
     assert [pid for pid in pids_in(pid_file) if alive(pid)] == []

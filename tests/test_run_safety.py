@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_run import HANG_GUARD, _environment, make_project, ptx, q, read_report, statuses, task
+from test_run import make_project, ptx, python, q, read_report, statuses, task
 from typer.testing import CliRunner
 
 from ptx.cli import app
@@ -189,15 +188,7 @@ sys.exit(0 if result.status == "succeeded" else 1)
 def probed_run(root: Path, *, jobs: int = 3, cores: int = 8, **reading: float) -> str:
     values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **reading}
     script = _PROBED_RUN.format(jobs=jobs, cores=cores, **values)
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=root,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    result = python(root, script)
     assert result.returncode == 0, result.stderr
     return result.stderr
 

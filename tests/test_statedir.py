@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from test_journal import CHILD_TIMEOUT, run_child
 
 from ptx.errors import ExitCode
 from ptx.journal import JournalError
@@ -17,7 +18,6 @@ from ptx.statedir import RunLockedError, log_dir, log_path, run_lock, state_dir_
 if TYPE_CHECKING:
     from pathlib import Path
 
-CHILD_TIMEOUT = 60  # only guards against a hang
 
 LOCK_HOLDER = """
 import sys, time
@@ -40,16 +40,6 @@ try:
 except RunLockedError as exc:
     print(exc)
 """
-
-
-def run_child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-        check=False,
-    )
 
 
 @pytest.fixture
