@@ -22,6 +22,11 @@ class Status(str, enum.Enum):
     NOT_RUN = "not-run"
 
 
+# An attempt that ran and did not succeed: it counts against breakers and the failure rate,
+# it may be retried, and the report shows it under FAILED.
+FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.MEMORY_EXCEEDED})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TaskResult:
     id: TaskId
