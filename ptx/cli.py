@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import gc
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx import __version__, estimates, export, taskmaster, validation
+from ptx import __version__, discovery, estimates, export, taskmaster, validation
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
 from ptx.plan import make_plan
@@ -91,20 +90,6 @@ def _root(
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """For the short commands: the cyclic GC would walk every task object again and again
-    while the graph is built (a third of `plan`'s time on 100,000 tasks); nothing here
-    makes garbage cycles worth collecting before the process ends."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-@contextlib.contextmanager
 def handled() -> Iterator[None]:
     """The one place where errors become messages and exit codes."""
     try:
@@ -155,7 +140,7 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check tasks.json and the config; exit 1 on errors (and warnings with --strict)."""
-    with handled(), _collector_paused():
+    with handled(), discovery.gc_paused():
         if all_tags and tag is not None:
             raise UsageError("--tag and --all-tags exclude each other")
         projects = (
@@ -206,7 +191,7 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Show the parallel groups, the critical path and the predicted speedup."""
-    with handled(), _collector_paused():
+    with handled(), discovery.gc_paused():
         project, settings = _load(file, tag, config)
         result = make_plan(
             project.tasks,
@@ -217,6 +202,7 @@ def plan(
             history=estimates.stored(
                 project.root, project.tasks.tag, project.tasks.tasks, settings
             ),
+            config=settings,
         )
         output = PlanFormat.json if as_json else output
         if output is PlanFormat.json:

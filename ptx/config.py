@@ -99,7 +99,7 @@ def load_config_sources(
     problems: list[str] = []
     config, sources = Config(), {}
     if source is not None:
-        reader = _Reader(_display(source, root))
+        reader = _Reader(shown_path(source, root))
         document = _parse(source, reader.where)
         config = dataclasses.replace(_build(reader, document), source=source)
         sources = dict.fromkeys(_keys_set(document), reader.where)
@@ -135,7 +135,8 @@ def _locate(path: Path | None, *, root: Path, environ: Mapping[str, str]) -> Pat
     return candidate if candidate.exists() else None
 
 
-def _display(path: Path, root: Path) -> str:
+def shown_path(path: Path, root: Path) -> str:
+    """`path` relative to the project `root` when inside it, else as given."""
     try:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:

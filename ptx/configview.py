@@ -49,7 +49,7 @@ def effective(
     if jobs is not None:
         config = dataclasses.replace(config, max_concurrency=jobs)
         sources["max_concurrency"] = "flag --jobs"
-    file = None if config.source is None else _shown(config.source, root)
+    file = None if config.source is None else config_module.shown_path(config.source, root)
     return Effective(file=file, settings=settings(config, sources))
 
 
@@ -59,13 +59,6 @@ def _root(tasks_file: Path | None, cwd: Path) -> Path:
     except InputError:
         return cwd
     return discovery.project_root(path)
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def settings(config: Config, sources: Mapping[str, str]) -> tuple[Setting, ...]:

@@ -21,7 +21,6 @@ Command = str | tuple[str, ...]
 KNOWN_STATUSES = frozenset(
     {"pending", "in-progress", "review", "done", "completed", "cancelled", "deferred", "blocked"}
 )
-RUNNABLE_STATUSES = frozenset({"pending", "in-progress", "review"})
 NEVER_SCHEDULED_STATUSES = frozenset({"deferred", "blocked", "cancelled"})
 DEFAULT_SATISFIED = frozenset({"done", "completed", "cancelled"})
 PRIORITY_RANK: Mapping[str, int] = MappingProxyType(

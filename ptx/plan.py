@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx import graph, schedule
+from ptx import commands, graph, schedule
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ptx.config import Config
     from ptx.model import TaskId, TaskList
 
 
@@ -38,6 +39,25 @@ class Plan:
 _BEST_JOBS_LIMIT = 5000
 
 
+def select_work(  # noqa: PLR0913 - keyword-only selection options, each documented
+    tasks: TaskList,
+    *,
+    satisfied: frozenset[str],
+    subtasks: bool = False,
+    include_all: bool = False,
+    targets: Sequence[TaskId] = (),
+    history: Mapping[TaskId, float] | None = None,
+    done: frozenset[TaskId] = frozenset(),
+    config: Config | None = None,
+) -> tuple[graph.Selection, dict[TaskId, float]]:
+    """The work still to do, and the estimates known for it (history, else estimate_seconds)."""
+    unit_graph = graph.units(tasks, subtasks=subtasks)
+    selection = graph.select(
+        unit_graph, satisfied=satisfied, include_all=include_all, targets=targets, done=done
+    )
+    return selection, known_estimates(selection.work, history or {}, config)
+
+
 def make_plan(  # noqa: PLR0913 - keyword-only selection options, each documented
     tasks: TaskList,
     *,
@@ -48,73 +68,82 @@ def make_plan(  # noqa: PLR0913 - keyword-only selection options, each documente
     targets: Sequence[TaskId] = (),
     history: Mapping[TaskId, float] | None = None,
     done: frozenset[TaskId] = frozenset(),
-    predict_makespan: bool = True,
+    config: Config | None = None,
 ) -> Plan:
     """Select the work still to do and lay it out the way the scheduler will run it."""
-    unit_graph = graph.units(tasks, subtasks=subtasks)
-    selection = graph.select(
-        unit_graph, satisfied=satisfied, include_all=include_all, targets=targets, done=done
+    selection, known = select_work(
+        tasks,
+        satisfied=satisfied,
+        subtasks=subtasks,
+        include_all=include_all,
+        targets=targets,
+        history=history,
+        done=done,
+        config=config,
     )
     work = selection.work
-    known = known_estimates(work, history or {})
+    groups = tuple(tuple(level) for level in graph.levels(work))
+    widest = max((len(group) for group in groups), default=1)
     return Plan(
         tag=tasks.tag,
         jobs=jobs,
         work=work,
-        groups=tuple(tuple(level) for level in graph.levels(work)),
+        groups=groups,
         critical_path=graph.critical_path(work, known or None),
-        predicted=predict(work, known, jobs) if predict_makespan else None,
+        predicted=predict(work, known, jobs, widest=widest),
         blocked=selection.blocked,
         satisfied=selection.satisfied,
         estimates=known,
     )
 
 
-def known_estimates(work: graph.Graph, history: Mapping[TaskId, float]) -> dict[TaskId, float]:
-    """Seconds per unit: measured history first, else the task's `estimate_seconds`."""
+def known_estimates(
+    work: graph.Graph, history: Mapping[TaskId, float], config: Config | None = None
+) -> dict[TaskId, float]:
+    """Seconds per unit: measured history first, else the task's `estimate_seconds` (the
+    config's `tasks.<id>` winning over metadata.ptx when a config is given)."""
     found: dict[TaskId, float] = {}
     for unit, task in work.nodes.items():
-        seconds = history.get(unit, task.options.estimate_seconds)
+        options = task.options if config is None else commands.effective_options(task, config)
+        seconds = history.get(unit, options.estimate_seconds)
         if seconds is not None:
             found[unit] = float(seconds)
     return found
 
 
-def filled_estimates(work: graph.Graph, known: Mapping[TaskId, float]) -> dict[TaskId, float]:
-    """Every unit gets a figure: units with no estimate count as the mean of the known ones."""
+def predict(
+    work: graph.Graph, known: Mapping[TaskId, float], jobs: int, *, widest: int
+) -> Prediction | None:
+    """Simulate the real scheduler on the estimates (a unit without one counts as the mean of
+    the known ones); None when nothing is known. `widest`: the largest parallel group."""
     if not known:
-        return {}
-    mean = sum(known.values()) / len(known)
-    return {unit: known.get(unit, mean) for unit in work.nodes}
-
-
-def predict(work: graph.Graph, known: Mapping[TaskId, float], jobs: int) -> Prediction | None:
-    """Simulate the real scheduler on the estimates; None when nothing is known."""
-    estimates = filled_estimates(work, known)
-    if not estimates:
         return None
-    keys = schedule.rank_keys(work, estimates)
-    simulation = schedule.simulate(work, estimates, jobs, keys)
+    keys = schedule.rank_keys(work, known)
+    simulation = schedule.simulate(work, known, jobs, keys)
     return Prediction(
         makespan_seconds=simulation.makespan,
         work_seconds=simulation.work,
         speedup=simulation.work / simulation.makespan if simulation.makespan else 1.0,
-        best_jobs=_best_jobs(work, estimates, keys)
+        best_jobs=_best_jobs(work, known, keys, widest)
         if len(work.nodes) <= _BEST_JOBS_LIMIT
         else None,
     )
 
 
 def _best_jobs(
-    work: graph.Graph, estimates: Mapping[TaskId, float], keys: Mapping[TaskId, tuple[float, ...]]
+    work: graph.Graph,
+    known: Mapping[TaskId, float],
+    keys: Mapping[TaskId, tuple[float, ...]],
+    widest: int,
 ) -> int:
-    """The smallest -j whose predicted makespan equals that of unlimited workers."""
-    widest = max((len(level) for level in graph.levels(work)), default=1)
-    unlimited = schedule.simulate(work, estimates, max(widest, 1), keys).makespan
-    low, high = 1, max(widest, 1)
+    """The smallest -j whose predicted makespan equals that of unlimited workers, taken as
+    `widest` (the largest parallel group) workers."""
+    high = max(widest, 1)
+    unlimited = schedule.simulate(work, known, high, keys).makespan
+    low = 1
     while low < high:  # the makespan is not monotonic in -j in theory; bisection is a good guide
         middle = (low + high) // 2
-        if schedule.simulate(work, estimates, middle, keys).makespan <= unlimited + 1e-9:
+        if schedule.simulate(work, known, middle, keys).makespan <= unlimited + 1e-9:
             high = middle
         else:
             low = middle + 1

@@ -66,7 +66,7 @@ class ReadyQueue:
         self._heap: list[int] = []
         self._taken: set[TaskId] = set()
         self._skipped: set[TaskId] = set()
-        self._users: dict[TaskId, list[TaskId]] | None = None  # built on the first failure
+        self._index: dict[TaskId, int] | None = None  # into structure(graph).ids; on first failure
         self._pull()
 
     def take(self, fits: Callable[[TaskId], bool] | None = None) -> TaskId | None:
@@ -93,19 +93,19 @@ class ReadyQueue:
     def fail(self, unit: TaskId) -> tuple[TaskId, ...]:
         """A taken unit failed: its transitive dependents not skipped before, now skipped."""
         self._release(unit)
-        if self._users is None:
-            self._users = {}
-            for user, deps in self._graph.deps.items():
-                for dep in deps:
-                    self._users.setdefault(dep, []).append(user)
+        shape = structure(self._graph)  # cached on the graph, which the ranking already built
+        ids, users = shape.ids, shape.users
+        if self._index is None:
+            self._index = {each: v for v, each in enumerate(ids)}
         skipped: list[TaskId] = []
-        stack = [unit]
+        stack = [self._index[unit]]
         while stack:
-            for user in self._users.get(stack.pop(), ()):
+            for v in users[stack.pop()]:
+                user = ids[v]
                 if user not in self._skipped:
                     self._skipped.add(user)
                     skipped.append(user)
-                    stack.append(user)
+                    stack.append(v)
         self._sorter.done(unit)
         self._pull()
         return tuple(sorted(skipped, key=id_key))

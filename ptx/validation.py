@@ -86,7 +86,7 @@ def _error(code: Code, tag: str, task: str, message: str) -> Finding:
 
 def _order(finding: Finding) -> tuple[int, tuple[int, ...], str]:
     severity = 0 if finding.severity is Severity.ERROR else 1
-    task = id_key(finding.task) if finding.task and _numeric(finding.task) else ()
+    task = _sort_key(finding.task) if finding.task else ()
     return (severity, task, finding.code.value)
 
 

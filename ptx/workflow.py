@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ptx.config import Config
     from ptx.events import Listener, RunResult
     from ptx.executors import Executor
+    from ptx.graph import Graph
     from ptx.model import Finding, Project, TaskId
 
 
@@ -69,9 +70,9 @@ class RunRequest:
 class Prepared:
     project: Project
     config: Config
-    plan: plan.Plan
+    work: Graph
+    estimates: Mapping[TaskId, float]  # only the known ones: history, else estimate_seconds
     jobs: int
-    history: Mapping[TaskId, float]
     notices: tuple[str, ...] = ()
 
 
@@ -92,9 +93,9 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     cores: int | None = None,
     slots: int | None = None,
 ) -> Prepared:
-    """Refuse broken input, then select the work and the estimates that order it. `slots`:
-    what a remote executor can run at once, which replaces this machine's cores as the bound."""
-    _refuse_errors(project, config)
+    """Select the work and the estimates that order it (the caller has refused broken input).
+    `slots`: what a remote executor can run at once, which replaces this machine's cores as the
+    bound."""
     notices: tuple[str, ...] = ()
     if slots is not None:
         jobs = effective_jobs(request.jobs or slots, config)
@@ -108,17 +109,16 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     tag, tasks = project.tasks.tag, project.tasks.tasks
     history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
     done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
-    chosen = plan.make_plan(
+    selection, known = plan.select_work(
         project.tasks,
-        jobs=jobs,
         satisfied=config.satisfied_statuses,
         subtasks=request.subtasks,
         targets=request.targets,
         history=history,
         done=done,
-        predict_makespan=False,
+        config=config,
     )
-    missing = commands.missing_commands(chosen.work.nodes.values(), config)
+    missing = commands.missing_commands(selection.work.nodes.values(), config)
     if missing:
         listed = ", ".join(sorted(missing, key=id_key))
         raise UsageError(
@@ -126,7 +126,12 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
             "tasks.<id>.command or the config's command template"
         )
     return Prepared(
-        project=project, config=config, plan=chosen, jobs=jobs, history=history, notices=notices
+        project=project,
+        config=config,
+        work=selection.work,
+        estimates=known,
+        jobs=jobs,
+        notices=notices,
     )
 
 
@@ -198,8 +203,10 @@ def execute(
         run = Run(
             project=project,
             config=config,
-            work=prepared.plan.work,
-            estimates=plan.filled_estimates(prepared.plan.work, prepared.plan.estimates),
+            work=prepared.work,
+            # Known estimates only: a task without one gets no derived timeout rather than one
+            # from the others' mean; the ranking fills in the mean by itself.
+            estimates=prepared.estimates,
             journal=journal,
             state_dir=state_dir,
             options=RunOptions(
@@ -230,10 +237,10 @@ def _executor(request: RunRequest) -> Executor:
 def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     """What would start, in the order the scheduler would start it, with each command."""
     project, config = load(request)
+    _refuse_errors(project, config)
     prepared = prepare(request, project, config, None)
-    work = prepared.plan.work
-    seconds = plan.filled_estimates(work, prepared.plan.estimates) or dict.fromkeys(work.nodes, 1.0)
-    simulation = schedule.simulate(work, seconds, prepared.jobs)
+    work = prepared.work
+    simulation = schedule.simulate(work, prepared.estimates, prepared.jobs)
     order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))
     lines = []
     for slot in order:

@@ -78,9 +78,17 @@ def test_validate_github_prints_annotations() -> None:
     lines = out.splitlines()
     assert code == 1
     assert lines[0].startswith("::error file=")
-    assert "title=PTX101 [master] task 5::dependency cycle%3A" not in lines[0]  # data part is raw
-    assert "::dependency cycle: 5 -> 16 -> 5" in lines[0]
+    assert "::dependency cycle: 5 -> 16 -> 5" in lines[0]  # the data part stays raw
     assert lines[1].startswith("::warning file=")
+
+
+def test_validate_github_escapes_colons_and_commas_in_properties(tmp_path: Path) -> None:
+    path = tmp_path / "a:b,c.json"  # in the file= property, ':' and ',' would end the value
+    shutil.copyfile(CORPUS / "AlexCodeForge__cproject.json", path)
+    _, out, _ = invoke("validate", "-f", str(path), "--format", "github")
+    properties, _, message = out.splitlines()[0][len("::error ") :].partition("::")
+    assert "a%3Ab%2Cc.json,title=PTX101" in properties
+    assert message.startswith("dependency cycle: 5 -> 16 -> 5")
 
 
 def test_strict_turns_warnings_into_failure() -> None:
@@ -236,6 +244,15 @@ def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
     assert before["critical_path"]["seconds"] == 7.0  # from estimate_seconds
     assert after["critical_path"]["seconds"] < 1.0  # from the durations just measured
     assert (root / ".ptx" / "ptx.db").is_file()
+
+
+def test_plan_uses_estimates_set_in_the_config(demo: Path) -> None:
+    config = demo.parents[2] / "ptx.yaml"
+    config.write_text("parallel_execution:\n  tasks:\n    '3': {estimate_seconds: 5}\n")
+    before = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    after = json.loads(invoke("plan", "-f", str(demo), "-c", str(config), "--json")[1])
+    assert before["critical_path"]["seconds"] == 7.0  # 2 -> 3 -> 6 -> 10 -> 12, 3 taking 2 s
+    assert after["critical_path"]["seconds"] == 10.0  # the config's 5 s for task 3 wins
 
 
 def test_plan_does_not_create_a_state_store(demo: Path) -> None:
