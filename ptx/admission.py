@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ptx.commands import effective_options
-from ptx.events import Status, TaskWaiting
+from ptx.events import FAILURES, Status, TaskWaiting
 from ptx.resources import Resources
 from ptx.safety import Breakers, FailureGuard, SystemGuard
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ptx.safety import SystemProbe
 
 SLOT = "a free slot"
-_FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.MEMORY_EXCEEDED})
 _NO_REQUEST: Mapping[str, int] = {}
 
 
@@ -124,9 +123,6 @@ class Admission:
 
         return note
 
-    def stuck_predicate(self, unit: TaskId) -> bool:
-        return self.stuck(unit) is not None
-
     def stuck(self, unit: TaskId) -> str | None:
         """The open breaker that holds `unit`, as a reason to skip it once nothing else runs."""
         name = self.breakers.blocking(self.requests.get(unit, _NO_REQUEST))
@@ -144,7 +140,7 @@ class Admission:
         request = self.requests.get(unit, _NO_REQUEST)
         self.resources.release(request)
         self.guard.finished(unit)
-        ok = True if status is Status.SUCCEEDED else False if status in _FAILURES else None
+        ok = True if status is Status.SUCCEEDED else False if status in FAILURES else None
         events: list[Event] = list(self.breakers.finished(unit, request, ok=ok))
         if final and ok is not None:
             degraded = self.failures.record(ok=ok)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ptx.events import Listener
     from ptx.executors import Executor
     from ptx.journal import Journal
-    from ptx.model import Task, TaskId
+    from ptx.model import Task, TaskId, TaskOptions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +29,7 @@ class Job:
     """One attempt handed to a pool thread."""
 
     task: Task
+    options: TaskOptions  # worked out once per run: the config's override over the task's own
     attempt: int
     log: str
     timeout: float | None
@@ -41,6 +42,7 @@ class Finished:
     unit: TaskId
     attempt: int
     outcome: process.ProcessOutcome
+    status: Status  # of the outcome, worked out here so the scheduler thread need not
     command: str
 
 
@@ -68,15 +70,16 @@ class Attempts:
     def run(self, job: Job) -> None:
         """Runs in a pool thread and owns the attempt: its command, files, journal rows and
         process. The scheduler thread only schedules, so it answers the next finish sooner."""
-        outcome, command = failed_to_run("ptx stopped before the task could run"), ""
+        finished = None
         try:
-            outcome, command = self._run(job)
+            finished = self._run(job)
         finally:  # whatever happens, the loop must hear of every attempt it started
-            self.done(
-                Finished(unit=job.task.id, attempt=job.attempt, outcome=outcome, command=command)
-            )
+            if finished is None:
+                stopped = process.ProcessOutcome.never_ran("ptx stopped before the task could run")
+                finished = _finished(job, stopped, "")
+            self.done(finished)
 
-    def _run(self, job: Job) -> tuple[process.ProcessOutcome, str]:
+    def _run(self, job: Job) -> Finished:
         unit, attempt, run_id = job.task.id, job.attempt, self.context.run_id
         task_json = self.scratch / f"{unit}.task.json"
         command = ""
@@ -89,7 +92,12 @@ class Attempts:
 
         try:
             call = commands.invocation(
-                job.task, self.config, self.context, attempt=attempt, task_json=task_json
+                job.task,
+                self.config,
+                self.context,
+                attempt=attempt,
+                task_json=task_json,
+                options=job.options,
             )
             command = commands.display(call.argv)
             self._announce(job, call, command)
@@ -97,16 +105,18 @@ class Attempts:
                 commands.write_task_json(job.task, task_json)
             outcome = self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
         except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
-            return failed_to_run(f"ptx could not run the task: {error}"), command
+            failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
+            return _finished(job, failed, command)
+        finished = _finished(job, outcome, command)
         self.journal.attempt_ended(
             run_id=run_id,
             task=unit,
             attempt=attempt,
             ended_at=outcome.ended_at,
             exit_code=outcome.exit_code,
-            status=status_of(outcome).value,
+            status=finished.status.value,
         )
-        return outcome, command
+        return finished
 
     def _announce(self, job: Job, call: commands.Invocation, command: str) -> None:
         """The attempt is committed to the journal before its process exists."""
@@ -136,13 +146,18 @@ class Attempts:
             log_path=job.log,
             timeout=job.timeout,
             grace=self.config.kill_grace_seconds,
-            memory_limit=commands.effective_options(job.task, self.config).memory_limit,
+            memory_limit=job.options.memory_limit,
         )
 
 
-def failed_to_run(error: str) -> process.ProcessOutcome:
-    """The outcome of an attempt whose process never started."""
-    return process.ProcessOutcome.never_ran(error)
+def _finished(job: Job, outcome: process.ProcessOutcome, command: str) -> Finished:
+    return Finished(
+        unit=job.task.id,
+        attempt=job.attempt,
+        outcome=outcome,
+        status=status_of(outcome),
+        command=command,
+    )
 
 
 def status_of(outcome: process.ProcessOutcome) -> Status:

@@ -98,10 +98,18 @@ class RunContext:
     base_env: Mapping[str, str]
 
 
-def invocation(
-    task: Task, config: Config, context: RunContext, *, attempt: int, task_json: Path
+def invocation(  # noqa: PLR0913 - the task, where it runs, and what its attempt knows
+    task: Task,
+    config: Config,
+    context: RunContext,
+    *,
+    attempt: int,
+    task_json: Path,
+    options: TaskOptions | None = None,
 ) -> Invocation:
-    options = effective_options(task, config)
+    """`options`: the task's effective options when the caller already has them."""
+    if options is None:
+        options = effective_options(task, config)
     command = command_of(options, config)
     if command is None:  # the runner refuses to start before this can happen
         msg = f"task {task.id} has no command"

@@ -20,7 +20,7 @@ import distributed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 import ptx
-from ptx import process
+from ptx import process, safety
 from ptx.errors import PtxError
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ def remote_attempt(spec: process.ProcessSpec, token: str) -> RemoteResult:
     worker = _worker_address()
     host = socket.gethostname()
     if not Path(spec.cwd).is_dir():
-        failed = _outcome(error=f"cwd {spec.cwd} does not exist on worker {worker}", exit_code=126)
+        failed = process.ProcessOutcome.never_ran(
+            f"cwd {spec.cwd} does not exist on worker {worker}", exit_code=126
+        )
         return RemoteResult(outcome=failed, log=b"", dropped=0, worker=worker, host=host)
     stop = process.Stop()
     with _LOCK:
@@ -78,7 +80,9 @@ def remote_attempt(spec: process.ProcessSpec, token: str) -> RemoteResult:
         _RUNNING[token] = stop
     try:
         if stopped_before_start:
-            outcome = _outcome(error="stopped before it started", interrupted=True)
+            outcome = process.ProcessOutcome.never_ran(
+                "stopped before it started", interrupted=True
+            )
             return RemoteResult(outcome=outcome, log=b"", dropped=0, worker=worker, host=host)
         with tempfile.TemporaryDirectory(prefix="ptx-attempt-") as scratch:
             log_path = Path(scratch) / "attempt.log"
@@ -165,12 +169,6 @@ def _tail(path: Path, limit: int) -> tuple[bytes, int]:
         return b"", 0
 
 
-def _outcome(
-    *, error: str, exit_code: int | None = None, interrupted: bool = False
-) -> process.ProcessOutcome:
-    return process.ProcessOutcome.never_ran(error, exit_code=exit_code, interrupted=interrupted)
-
-
 class DaskExecutor:
     """Runs each attempt as one Dask task; the graph, resources and retries stay in the driver."""
 
@@ -192,7 +190,7 @@ class DaskExecutor:
         local reaping, so the log's first line names the worker, host and group instead."""
         del on_start
         result = (
-            _outcome(error="stopped before it started", interrupted=True)
+            process.ProcessOutcome.never_ran("stopped before it started", interrupted=True)
             if stop.requested
             else self._submit(spec, stop)
         )
@@ -225,11 +223,15 @@ class DaskExecutor:
                 passed_on = stop.immediate
                 if not self._stop_remote(token, immediate=passed_on) and not done.is_set():
                     future.cancel()
-                    return _outcome(error="interrupted before it started", interrupted=True)
+                    return process.ProcessOutcome.never_ran(
+                        "interrupted before it started", interrupted=True
+                    )
                 answer_by = time.monotonic() + grace + _ANSWER_MARGIN
             elif time.monotonic() > answer_by:
                 future.cancel()
-                return _outcome(error="no answer from the worker after the stop", interrupted=True)
+                return process.ProcessOutcome.never_ran(
+                    "no answer from the worker after the stop", interrupted=True
+                )
             if done.wait(_SLICE):
                 break
         return _collect(future)
@@ -249,11 +251,15 @@ def _collect(future: distributed.Future[RemoteResult]) -> RemoteResult | process
     try:
         result = future.result()
     except distributed.KilledWorker as exc:
-        return _outcome(error=f"worker died: {exc}")
+        return process.ProcessOutcome.never_ran(f"worker died: {exc}")
     except Exception as exc:  # noqa: BLE001 - any Dask failure is this attempt's failure
-        return _outcome(error=f"dask could not run the attempt: {type(exc).__name__}: {exc}")
+        return process.ProcessOutcome.never_ran(
+            f"dask could not run the attempt: {type(exc).__name__}: {exc}"
+        )
     if not isinstance(result, RemoteResult):
-        return _outcome(error=f"dask returned {type(result).__name__}, not a RemoteResult")
+        return process.ProcessOutcome.never_ran(
+            f"dask returned {type(result).__name__}, not a RemoteResult"
+        )
     return result
 
 
@@ -305,7 +311,7 @@ def connect(address: str | None, *, timeout: float = 10.0) -> DaskExecutor:
     """An executor on the scheduler at `address`, or on a loopback cluster started for the run."""
     cluster = None
     if address is None:
-        cpus = os.cpu_count() or 2
+        cpus = safety.available_cores()  # the cores this process may use, not the host's
         cluster = start_local_cluster(workers=min(cpus, 2), threads=max(1, cpus // 2))
         address = cluster.scheduler_address
     try:

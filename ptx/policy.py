@@ -5,19 +5,19 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from ptx.events import Status
+from ptx.events import FAILURES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ptx.config import Config
+    from ptx.events import Status
     from ptx.model import TaskOptions
 
 # An estimate-derived timeout never drops below this: a task measured at 10 ms must not be
 # killed because the machine hiccupped.
 MIN_DERIVED_TIMEOUT = 5.0
 MAX_BACKOFF = 60.0
-RETRYABLE = frozenset({Status.FAILED, Status.TIMEOUT, Status.MEMORY_EXCEEDED})
 
 
 def timeout(
@@ -55,6 +55,6 @@ def retry_delay(
 
     The wait is `base` doubled per attempt, capped at MAX_BACKOFF, then cut by up to half at
     random, so that retries of tasks that failed together do not start together."""
-    if status not in RETRYABLE or attempts > allowed:
+    if status not in FAILURES or attempts > allowed:
         return None
     return min(MAX_BACKOFF, base * 2.0 ** (attempts - 1)) * uniform(0.5, 1.0)

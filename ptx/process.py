@@ -67,16 +67,22 @@ class ProcessOutcome:
 
     @classmethod
     def never_ran(
-        cls, error: str, *, exit_code: int | None = None, interrupted: bool = False
+        cls,
+        error: str,
+        *,
+        exit_code: int | None = None,
+        interrupted: bool = False,
+        started_at: float | None = None,
     ) -> ProcessOutcome:
-        """An attempt whose process never started (or was never heard of again)."""
+        """An attempt whose process never started (or was never heard of again); it ends now,
+        and began at `started_at` when the attempt had already spent time getting there."""
         now = time.time()
         return cls(
             exit_code=exit_code,
             signal=None,
             timed_out=False,
             interrupted=interrupted,
-            started_at=now,
+            started_at=now if started_at is None else started_at,
             ended_at=now,
             pid=0,
             error=error,
@@ -135,14 +141,18 @@ def run_process(
     try:
         log = _open_log(spec.log_path)
     except OSError as exc:
-        return _not_started(started_at, f"cannot open log {spec.log_path}: {exc.strerror}")
+        return ProcessOutcome.never_ran(
+            f"cannot open log {spec.log_path}: {exc.strerror}",
+            exit_code=_EXIT_CANNOT_RUN,
+            started_at=started_at,
+        )
     with log:
         try:
             proc = _spawn(spec, log)
         except OSError as exc:
             message, code = _spawn_error(spec, exc)
             _note(log, message)
-            return _not_started(started_at, message, code)
+            return ProcessOutcome.never_ran(message, exit_code=code, started_at=started_at)
         leader = _Leader(proc)
         try:
             if on_start is not None:
@@ -178,19 +188,6 @@ def _spawn_error(spec: ProcessSpec, exc: OSError) -> tuple[str, int]:
     if exc.filename is not None and exc.filename == spec.cwd != spec.argv[0]:
         return f"cannot start {spec.argv[0]}: working directory {spec.cwd}: {reason}", code
     return f"cannot start {spec.argv[0]}: {reason}", code
-
-
-def _not_started(started_at: float, message: str, code: int = _EXIT_CANNOT_RUN) -> ProcessOutcome:
-    return ProcessOutcome(
-        exit_code=code,
-        signal=None,
-        timed_out=False,
-        interrupted=False,
-        started_at=started_at,
-        ended_at=time.time(),
-        pid=0,
-        error=message,
-    )
 
 
 def _note(log: BinaryIO, text: str) -> None:
@@ -242,9 +239,7 @@ class _Leader:
     def close(self) -> None:
         """Kill and reap the group if it is still running (an error got us here); free the pidfd."""
         if self.proc.returncode is None:
-            _signal_all(self.pgid, (), signal.SIGKILL)
-            self.proc.wait()
-            proctree.wait_gone(self.pgid, (), time.monotonic() + _SETTLE, None)
+            _kill_group(self, ())
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
@@ -359,9 +354,15 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
         if leader.proc.returncode is None or proctree.live_members(pgid, escapees):
             why = "stop requested again" if stop.immediate else f"still running after {grace:g} s"
             _note(log, f"{why}: SIGKILL to process group {pgid}")
-    _signal_all(pgid, escapees, signal.SIGKILL)
+    _kill_group(leader, escapees)
+
+
+def _kill_group(leader: _Leader, escapees: tuple[psutil.Process, ...]) -> None:
+    """SIGKILL the group and its escapees, reap the leader, and wait up to `_SETTLE` for the
+    kernel to finish the kills (SIGKILL is asynchronous)."""
+    _signal_all(leader.pgid, escapees, signal.SIGKILL)
     leader.proc.wait()
-    proctree.wait_gone(pgid, escapees, time.monotonic() + _SETTLE, None)
+    proctree.wait_gone(leader.pgid, escapees, time.monotonic() + _SETTLE, None)
 
 
 def _signal_all(pgid: int | None, processes: Iterable[psutil.Process], sig: int) -> None:

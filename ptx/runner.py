@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ptx import commands, policy, process, safety, schedule
 from ptx.admission import Admission, requests_of
-from ptx.attempt import Attempts, Finished, Job, scratch_dir, status_of
+from ptx.attempt import Attempts, Finished, Job, scratch_dir
 from ptx.events import (
     Notice,
     RunFinished,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ptx.executors import Executor
     from ptx.graph import Graph
     from ptx.journal import Journal
-    from ptx.model import Project, Task, TaskId
+    from ptx.model import Project, TaskId
 
 _POLL_SECONDS = 0.1  # how often the loop looks at signals when nothing else happens
 # Why each ready unit waits is worked out at most this often (a unit that waits less is not
@@ -85,7 +85,10 @@ class Run:
         self.options, self.emit = options, listener
         self.executor = executor or LocalExecutor()
         self.queue = schedule.ReadyQueue(work, schedule.rank_keys(work, estimates or None))
-        self.tracks = {unit: Track(task=task) for unit, task in work.nodes.items()}
+        self.tracks = {
+            unit: Track(task=task, options=commands.effective_options(task, config))
+            for unit, task in work.nodes.items()
+        }
         self.inbox: queue.Queue[Finished] = queue.Queue()
         self.stop = process.Stop()
         self.running: set[TaskId] = set()
@@ -190,8 +193,17 @@ class Run:
         breaker's timeout lets one trial through."""
         if self.running or self.delayed or not self.starting:
             return
-        while (unit := self.queue.take(self.admission.stuck_predicate)) is not None:
-            reason = self.admission.stuck(unit) or "blocked"
+        reasons: dict[TaskId, str] = {}
+
+        def stuck(unit: TaskId) -> bool:
+            # Keeps the reason the pick saw, so it is not worked out a second time.
+            reason = self.admission.stuck(unit)
+            if reason is not None:
+                reasons[unit] = reason
+            return reason is not None
+
+        while (unit := self.queue.take(stuck)) is not None:
+            reason = reasons[unit]
             self.admission.skipped(unit)
             self.tracks[unit].status, self.tracks[unit].reason = Status.SKIPPED, reason
             self.emit(TaskSkipped(id=unit, reason=reason))
@@ -244,16 +256,16 @@ class Run:
         submit(
             Job(
                 task=track.task,
+                options=track.options,
                 attempt=track.attempts,
                 log=track.log,
-                timeout=self._timeout(track.task),
+                timeout=self._timeout(track),
             )
         )
 
     def _on_finished(self, message: Finished) -> None:
-        unit, outcome = message.unit, message.outcome
+        unit, outcome, status = message.unit, message.outcome, message.status
         track = self.tracks[unit]
-        status = status_of(outcome)
         self.running.discard(unit)
         track.command = message.command or track.command
         track.last_ended, track.exit_code, track.status = (
@@ -300,8 +312,7 @@ class Run:
     def _retry_delay(self, track: Track) -> float | None:
         if not self.starting:
             return None
-        options = commands.effective_options(track.task, self.config)
-        allowed = policy.retries(options, self.config, cli=self.options.retries)
+        allowed = policy.retries(track.options, self.config, cli=self.options.retries)
         base = self.config.retry_backoff_seconds
         return policy.retry_delay(track.status, track.attempts, allowed=allowed, base=base)
 
@@ -314,10 +325,11 @@ class Run:
             else:  # fail-fast or an interrupt came while it waited: its last failure stands
                 self._give_up(unit)
 
-    def _timeout(self, task: Task) -> float | None:
-        options = commands.effective_options(task, self.config)
-        estimate = self.estimates.get(task.id)
-        return policy.timeout(options, self.config, cli=self.options.timeout, estimate=estimate)
+    def _timeout(self, track: Track) -> float | None:
+        estimate = self.estimates.get(track.task.id)
+        return policy.timeout(
+            track.options, self.config, cli=self.options.timeout, estimate=estimate
+        )
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Only counts: the loop acts on it, so no lock is ever taken inside a signal handler.

@@ -10,7 +10,7 @@ from ptx.events import Status, TaskResult
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ptx.model import Task
+    from ptx.model import Task, TaskOptions
 
 
 @dataclass(slots=True)
@@ -19,6 +19,7 @@ class Track:
     touches it."""
 
     task: Task
+    options: TaskOptions  # effective: worked out once when the run starts, not per attempt
     attempts: int = 0
     first_started: float | None = None
     last_ended: float | None = None

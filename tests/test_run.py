@@ -702,13 +702,35 @@ def test_an_interrupt_during_a_retry_backoff_ends_the_run(
 
 def test_a_failed_task_gets_its_status_back(tmp_path: Path) -> None:
     tasks_file = _corpus_project(tmp_path)
+    seen = tmp_path / "seen.json"  # the file as the task saw it: was anything written at all?
+    command = f"cp {q(tasks_file)} {q(seen)}; exit 1"
     config = tmp_path / "config" / "parallel-execution.yaml"
-    config.write_text(yaml.safe_dump({"parallel_execution": {"command": "exit 1", **QUICK}}))
+    config.write_text(yaml.safe_dump({"parallel_execution": {"command": command, **QUICK}}))
     before = tasks_file.read_bytes()
     result = ptx(tmp_path, "run", "8", "--update-status")
     assert result.returncode == 1
     assert "warning" not in result.stderr
-    assert tasks_file.read_bytes() == before  # in-progress while it ran, pending again now
+    running = {entry["id"]: entry for entry in json.loads(seen.read_text())["master"]["tasks"]}
+    assert running[8]["status"] == "in-progress"
+    assert tasks_file.read_bytes() == before  # pending again now
+
+
+def test_a_failed_subtask_gives_its_parent_its_status_back_too(tmp_path: Path) -> None:
+    # Starting 1.1 makes its parent in-progress (Taskmaster's rule); with 1.2 done, re-deriving
+    # the parent after the failure would keep it there, so only an exact undo restores it.
+    parent = task(1, None)
+    parent["subtasks"] = [
+        {"id": 1, "title": "one", "status": "pending", "dependencies": []},
+        {"id": 2, "title": "two", "status": "done", "dependencies": []},
+    ]
+    root = make_project(tmp_path, [parent], command="exit 1")
+    tasks_file = root / ".taskmaster" / "tasks" / "tasks.json"
+    before = tasks_file.read_bytes()
+    result = ptx(root, "run", "--subtasks", "--update-status")
+    assert result.returncode == 1, result.stderr
+    assert "warning" not in result.stderr
+    assert statuses(root) == {"1.1": "failed"}
+    assert tasks_file.read_bytes() == before
 
 
 _BREAK_TASK_2 = """
