@@ -28,8 +28,7 @@ from ptx.cli import (
 )
 from ptx.errors import UsageError
 from ptx.journal import DB_NAME, Journal
-from ptx.report import report_json as report_text
-from ptx.report import result_from_dict, run_summary, summary_cells, write_text_atomically
+from ptx.report import result_from_dict, run_summary, summary_cells, write_report_json
 from ptx.statedir import STATE_DIR_NAME
 
 
@@ -145,7 +144,7 @@ def run(
             raise
         State.ui.display_report(result, quiet=quiet, width=State.ui.report_width(plain=not live))
         if report_json is not None:  # the run saved the same text in the journal
-            write_text_atomically(report_text(result), report_json)
+            write_report_json(result, report_json)
         raise typer.Exit(runview.export(State.ui, result, listener.state_dir, wanted))
 
 

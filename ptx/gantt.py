@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ptx.trace import worker_slots
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -26,12 +28,13 @@ def gantt_lines(result: RunResult, width: int = 80) -> list[str]:
     )
     if not ran:
         return []
-    rows = _task_rows(ran) if len(ran) <= PER_TASK_LIMIT else _slot_rows(ran)
+    per_task = len(ran) <= PER_TASK_LIMIT
+    rows = _task_rows(ran) if per_task else _slot_rows(ran)
     label_width = max(len(label) for label, _ in rows)
     columns = max(MIN_WIDTH, width) - label_width - 3  # "label |...|"
     start, wall = result.started_at, max(result.ended_at - result.started_at, 1e-9)
     scale = columns / wall
-    lines = [_header(len(ran), rows, wall, columns)]
+    lines = [_header(per_task=per_task, wall=wall, columns=columns)]
     for label, tasks in rows:
         cells = [" "] * columns
         for index, task in enumerate(tasks):
@@ -51,18 +54,14 @@ def _slot_rows(ran: Sequence[TaskResult]) -> list[tuple[str, list[TaskResult]]]:
 
     A retried task spans its backoff too, so a run can need more slots than it had workers.
     """
-    ends: list[float] = []
-    slots: list[list[TaskResult]] = []
-    for task in ran:
-        started = task.started_at or 0.0
-        free = next((i for i, end in enumerate(ends) if end <= started), None)
-        if free is None:
-            ends.append(0.0)
-            slots.append([])
-            free = len(ends) - 1
-        ends[free] = task.ended_at if task.ended_at is not None else math.inf
-        slots[free].append(task)
-    return [(f"w{number}", tasks) for number, tasks in enumerate(slots, start=1)]
+    intervals = [
+        (task.started_at or 0.0, math.inf if task.ended_at is None else task.ended_at)
+        for task in ran
+    ]
+    slots: dict[int, list[TaskResult]] = {}  # slots appear in number order
+    for task, slot in zip(ran, worker_slots(intervals), strict=True):
+        slots.setdefault(slot, []).append(task)
+    return [(f"w{number}", tasks) for number, tasks in slots.items()]
 
 
 def _mark(task: TaskResult, index: int) -> str:
@@ -78,8 +77,8 @@ def _draw(cells: list[str], task: TaskResult, start: float, scale: float, mark: 
         cells[column] = mark
 
 
-def _header(count: int, rows: Sequence[object], wall: float, columns: int) -> str:
-    per = "task" if len(rows) == count else "worker slot"
+def _header(*, per_task: bool, wall: float, columns: int) -> str:
+    per = "task" if per_task else "worker slot"
     return f"timeline per {per}, 1 column = {_short(wall / columns)}"
 
 
@@ -93,6 +92,11 @@ def _short(seconds: float) -> str:
     if seconds < 1:
         ms = seconds * 1000
         return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
+    return seconds_text(seconds)
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration as the report prints it: "4.2 s", "3 min 07.5 s"."""
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(seconds, 60)

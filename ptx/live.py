@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 from collections import Counter, deque
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,10 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ptx.events import (
+    FAILURES,
     BreakerChanged,
     Degraded,
     Notice,
     RunStarted,
+    Status,
     TaskFinished,
     TaskSkipped,
     TaskSpawned,
@@ -59,7 +62,8 @@ _STATE = {
     "interrupted": ("■", "magenta"),
     "not-run": ("·", "dim"),
 }
-_BAD = frozenset({"failed", "timeout", "memory-exceeded", "interrupted"})
+# Counted as failed in the header (rows keep a status's value as their state).
+_BAD = frozenset(status.value for status in FAILURES | {Status.INTERRUPTED})
 _OPEN = frozenset({"queued", "waiting", "running", "retry"})
 # (column, narrowest terminal that still shows it): narrow terminals drop the extras first.
 _COLUMNS = (
@@ -111,6 +115,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._rows: dict[TaskId, _Row] = {}
         self._deps: Mapping[TaskId, Sequence[TaskId]] = {}
+        self._order: tuple[TaskId, ...] = ()  # dependencies first, for the predictions
         self._running: dict[TaskId, None] = {}  # dicts as insertion-ordered sets
         self._waiting: dict[TaskId, None] = {}
         self._recent: deque[TaskId] = deque(maxlen=RECENT)
@@ -166,6 +171,7 @@ class LiveView:
         for info in event.tasks:
             self._rows[info.id] = _Row(id=info.id, title=info.title, estimate=info.estimate)
         self._deps = {info.id: info.dependencies for info in event.tasks}
+        self._order = tuple(TopologicalSorter(self._deps).static_order())
 
     def _task_started(self, event: TaskStarted, now: float) -> None:
         row = self._row(event.id)
@@ -337,6 +343,7 @@ class LiveView:
                 for row in self._rows.values()
                 if row.state in _OPEN
             ]
+            order = self._order
         known = [estimate for _, estimate, _ in open_rows if estimate is not None]
         if not known:
             return None if open_rows else 0.0
@@ -345,7 +352,7 @@ class LiveView:
             unit: max(0.0, (mean if estimate is None else estimate) - (now - (started or now)))
             for unit, estimate, started in open_rows
         }
-        return remaining_bound(left, self._deps, self._jobs)
+        return remaining_bound(left, order, self._deps, self._jobs)
 
 
 class _TreeProbe:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ptx.errors import PtxError
-from ptx.events import Status
+from ptx.events import FAILURES, Status
 from ptx.report import figures
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ JOB = "ptx"
 PUSH_TIMEOUT_SECONDS = 10.0
 # Tasks range from a one-second script to an hour-long coding agent.
 DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-FAILED = frozenset({Status.FAILED, Status.TIMEOUT, Status.MEMORY_EXCEEDED})
 
 
 class MetricsError(PtxError):
@@ -93,7 +92,7 @@ def _figure_families(result: RunResult, attempts: Sequence[AttemptRecord]) -> li
 
     numbers = figures(result)
     ran = [task for task in result.tasks if task.started_at is not None]
-    failed = sum(task.status in FAILED for task in ran)
+    failed = sum(task.status in FAILURES for task in ran)
     busy = sum((record.ended_at or result.ended_at) - record.started_at for record in attempts)
     values = {
         "wall_seconds": ("Makespan of the run.", numbers.wall),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class Outputs:
     metrics_file: Path | None = None
     pushgateway: str | None = None
     step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY, appended to
+
+    def any_wanted(self) -> bool:
+        return any(getattr(self, field.name) is not None for field in dataclasses.fields(self))
 
     def check(self) -> None:
         """Refuse before the run what could only fail after it."""

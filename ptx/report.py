@@ -90,14 +90,22 @@ def _level_barrier(
 
 
 def remaining_bound(
-    left: Mapping[TaskId, float], deps: Mapping[TaskId, Sequence[TaskId]], jobs: int
+    left: Mapping[TaskId, float],
+    order: Sequence[TaskId],
+    deps: Mapping[TaskId, Sequence[TaskId]],
+    jobs: int,
 ) -> float:
     """max(longest chain, work / workers) over the open work (`left`: seconds per task): the
-    bound of the figures, as a prediction of the time a run still needs."""
-    graph = {unit: [dep for dep in deps.get(unit, ()) if dep in left] for unit in left}
+    bound of the figures, as a prediction of the time a run still needs. `order` has every
+    task of `deps` after its dependencies: the graph never changes during a run, so it is
+    sorted once, not on every prediction."""
     finish: dict[TaskId, float] = {}
-    for unit in TopologicalSorter(graph).static_order():
-        finish[unit] = left[unit] + max((finish[dep] for dep in graph[unit]), default=0.0)
+    for unit in order:
+        if unit in left:
+            chain = (finish[dep] for dep in deps.get(unit, ()) if dep in left)
+            finish[unit] = left[unit] + max(chain, default=0.0)
+    # A task outside the graph has no dependencies and no dependents.
+    finish.update((unit, seconds) for unit, seconds in left.items() if unit not in finish)
     longest = max(finish.values(), default=0.0)
     return max(longest, sum(left.values()) / max(1, jobs))
 

@@ -75,6 +75,9 @@ def export(
 ) -> ExitCode:
     """Write the outputs asked for; the run's exit code, or 2 when it succeeded and an output
     could not be written (a run that failed keeps saying so)."""
+    code = RUN_EXIT[result.status]
+    if not wanted.any_wanted():  # spare reading every attempt of the run from the journal
+        return code
     record = run_outputs.Recorded(tag="", attempts=())
     if state_dir is not None:
         with Journal.open(state_dir) as journal:
@@ -82,5 +85,4 @@ def export(
     problems = run_outputs.write_outputs(result, record, wanted)
     for problem in problems:
         ui.error(problem)
-    code = RUN_EXIT[result.status]
     return ExitCode.BAD_INPUT if problems and code is ExitCode.OK else code

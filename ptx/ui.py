@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ptx.events import FAILURES, Status
 from ptx.export import finding_line
-from ptx.gantt import gantt_lines
+from ptx.gantt import gantt_lines, seconds_text
 from ptx.model import Severity
 from ptx.report import figures, log_tail
 
@@ -118,7 +119,7 @@ def _groups_table(plan: Plan) -> Table:
                 Text(unit, style="bold red" if unit in critical else ""),
                 Text(task.title),
                 task.priority,
-                "" if seconds is None else _seconds(seconds),
+                "" if seconds is None else seconds_text(seconds),
                 end_section=index == len(group) - 1,
             )
     return table
@@ -132,7 +133,7 @@ def _critical_path_text(plan: Plan) -> Text:
     text.append(" -> ".join(path.tasks), style="red")
     length = _count(path.steps, "step")
     if path.seconds is not None:
-        length = f"{_seconds(path.seconds)}, {length}"
+        length = f"{seconds_text(path.seconds)}, {length}"
     text.append(f" ({length})")
     return text
 
@@ -142,24 +143,19 @@ def _prediction_text(plan: Plan) -> Text:
     if predicted is None:
         return Text("no estimates: add metadata.ptx.estimate_seconds or run once for history")
     text = Text(f"predicted with -j {plan.jobs}: ", style="bold")
-    text.append(f"{_seconds(predicted.makespan_seconds)} for {_seconds(predicted.work_seconds)}")
+    makespan, work = seconds_text(predicted.makespan_seconds), seconds_text(predicted.work_seconds)
+    text.append(f"{makespan} for {work}")
     text.append(f" of work, speedup {predicted.speedup:.2f}x")
     if predicted.best_jobs is not None:
         text.append(f"; more than -j {predicted.best_jobs} does not help")
     return text
 
 
-def _seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)} min {rest:04.1f} s"
-
-
 _STATUS_STYLE = {
     "succeeded": "green",
     "failed": "bold red",
     "timeout": "bold red",
+    "memory-exceeded": "bold red",
     "skipped": "yellow",
     "interrupted": "magenta",
     "not-run": "dim",
@@ -182,7 +178,7 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
         parts.append(Text("\n".join(timeline)))
     parts.append(_figures_text(result))
     parts.extend(_safety_lines(result))
-    parts.extend(_failed_block(task) for task in result.tasks if task.status.value in _FAILED)
+    parts.extend(_failed_block(task) for task in result.tasks if task.status in _FAILED)
     return parts
 
 
@@ -211,7 +207,7 @@ def _row(task: TaskResult) -> tuple[str, ...]:
         task.id,
         title,
         task.status.value,
-        "" if duration is None else _seconds(duration),
+        "" if duration is None else seconds_text(duration),
         str(task.attempts),
         "" if task.exit_code is None else str(task.exit_code),
         _relative(task.log) if task.log else task.reason or "",
@@ -234,22 +230,22 @@ def _relative(path: str) -> str:
         return path
 
 
-_FAILED = frozenset({"failed", "timeout", "interrupted"})
+# An interrupted task did not finish either: its block shows how far it got.
+_FAILED = FAILURES | {Status.INTERRUPTED}
 
 
 def _figures_text(result: RunResult) -> Text:
     numbers = figures(result)
     text = Text()
-    text.append(f"wall {_seconds(numbers.wall)}, work {_seconds(numbers.work)}, ")
+    text.append(f"wall {seconds_text(numbers.wall)}, work {seconds_text(numbers.work)}, ")
     text.append(f"speedup {numbers.speedup:.2f}x on {result.jobs} workers ")
     text.append(f"(efficiency {numbers.efficiency:.0%})\n")
     text.append("critical path ")
     text.append(" -> ".join(numbers.critical_path) or "-", style="red")
-    text.append(
-        f" {_seconds(numbers.critical_seconds)}; bound max(L, W/P) {_seconds(numbers.bound)}"
-    )
+    text.append(f" {seconds_text(numbers.critical_seconds)}; ")
+    text.append(f"bound max(L, W/P) {seconds_text(numbers.bound)}")
     text.append(f", optimality {numbers.optimality:.0%}; ")
-    text.append(f"level-by-level would take {_seconds(numbers.level_barrier)}")
+    text.append(f"level-by-level would take {seconds_text(numbers.level_barrier)}")
     return text
 
 

@@ -107,6 +107,12 @@ def test_a_report_rebuilt_from_its_json_is_the_same_report() -> None:
     assert rebuilt.tasks == original.tasks
 
 
+def test_a_memory_exceeded_task_gets_a_failed_block() -> None:
+    greedy = done("10", 0.25, 0.75, Status.MEMORY_EXCEEDED)
+    text = _text(run_of([*eight_and_one().tasks, greedy], {}, 8, 1.5))
+    assert "FAILED: 10 memory-exceeded (exit 1)" in text
+
+
 def test_report_json_carries_every_figure_and_the_graph() -> None:
     data = report_dict(eight_and_one())
     assert data["speedup"] == pytest.approx(8.5 / 1.5, abs=1e-3)
@@ -149,6 +155,15 @@ def test_gantt_marks_failures_and_uses_worker_slots_for_many_tasks() -> None:
     assert any("x" in row for row in rows)
     assert any("=" in row for row in rows)  # back-to-back tasks alternate their mark
     assert all(len(line) <= 60 for line in lines)
+
+
+def test_gantt_of_many_overlapping_tasks_says_it_draws_worker_slots() -> None:
+    """As many slots as tasks once every task overlaps every other: still slots, not tasks."""
+    count = PER_TASK_LIMIT + 1
+    result = run_of([done(str(n), 0, 1) for n in range(1, count + 1)], {}, count, 1)
+    lines = gantt_lines(result, width=80)
+    assert "per worker slot" in lines[0]
+    assert lines[1].split("|")[0].strip() == "w1"
 
 
 def test_gantt_of_a_run_where_nothing_ran_is_empty() -> None:
