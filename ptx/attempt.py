@@ -1,18 +1,24 @@
-"""One attempt as a pool thread runs it: its command, PTX_TASK_JSON file, journal rows, process."""
+"""Attempts from start to end: command, PTX_TASK_JSON file, journal rows, process, result."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
+import queue
+import select
 import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptx import commands, process
+from ptx import commands, process, proctree
 from ptx.events import Status, TaskSpawned, TaskStarted
+from ptx.executors import LocalExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -23,10 +29,15 @@ if TYPE_CHECKING:
     from ptx.journal import Journal
     from ptx.model import Task, TaskId, TaskOptions
 
+# How long the scheduler thread watches a command it started before a pool thread takes over.
+# Most of a short command's cost is handing it between threads, so one that ends this soon
+# is finished where it started; a longer one is supervised by a pool thread from then on.
+WATCH_SECONDS = 0.05
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
-    """One attempt handed to a pool thread."""
+    """One attempt as the scheduler decided it."""
 
     task: Task
     options: TaskOptions  # worked out once per run: the config's override over the task's own
@@ -37,7 +48,7 @@ class Job:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finished:
-    """How an attempt ended, as the pool thread hands it back to the scheduler thread."""
+    """How an attempt ended, as the scheduler thread learns of it."""
 
     unit: TaskId
     attempt: int
@@ -46,10 +57,24 @@ class Finished:
     command: str
 
 
-class Attempts:
-    """Runs the attempts of one run, each in the pool thread it was submitted to."""
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    """A local command the scheduler thread started and watches until `until`."""
 
-    __slots__ = ("config", "context", "done", "emit", "executor", "journal", "scratch", "stop")
+    job: Job
+    child: process.Child
+    command: str
+    until: float  # time.monotonic()
+    pidfd: int | None  # kept: the child forgets it once it has ended
+
+
+class Attempts:
+    """Starts and ends the attempts of one run.
+
+    `begin` and `wait` belong to the scheduler thread. A local command is started there and
+    watched there while it is young; one that lives longer, has a memory limit, must be
+    stopped or left processes behind, and every attempt of a remote executor, goes to a pool
+    thread, which runs it to its end and hands the result back through `wait`."""
 
     def __init__(  # noqa: PLR0913 - what every attempt of the run shares
         self,
@@ -60,63 +85,162 @@ class Attempts:
         scratch: Path,
         stop: process.Stop,
         emit: Listener,
-        done: Callable[[Finished], None],
+        submit: Callable[[Callable[[], None]], object],
         executor: Executor,
     ) -> None:
         self.config, self.journal, self.context = config, journal, context
-        self.scratch, self.stop, self.emit, self.done = scratch, stop, emit, done
+        self.scratch, self.stop, self.emit, self.submit = scratch, stop, emit, submit
         self.executor = executor
+        self.watched: dict[int, _Watched] = {}  # by the leader's pidfd
+        self.ended: list[Finished] = []  # ended in this thread, not yet returned by wait()
+        self.inbox: queue.SimpleQueue[Finished] = queue.SimpleQueue()
+        self.poller = select.poll()
+        self.wake_read, self.wake_write = os.pipe()  # a pool thread's result interrupts the poll
+        os.set_blocking(self.wake_read, False)
+        self.poller.register(self.wake_read, select.POLLIN)
+        for fd in (self.wake_read, self.wake_write):  # closed once no pool thread holds self
+            weakref.finalize(self, os.close, fd)
 
-    def run(self, job: Job) -> None:
-        """Runs in a pool thread and owns the attempt: its command, files, journal rows and
-        process. The scheduler thread only schedules, so it answers the next finish sooner."""
-        finished = None
-        try:
-            finished = self._run(job)
-        finally:  # whatever happens, the loop must hear of every attempt it started
-            if finished is None:
-                stopped = process.ProcessOutcome.never_ran("ptx stopped before the task could run")
-                finished = _finished(job, stopped, "")
-            self.done(finished)
+    def begin(self, job: Job) -> None:
+        """Start the attempt; its result comes out of `wait`."""
+        if not isinstance(self.executor, LocalExecutor):
+            self.submit(lambda: self._run_remote(job))
+            return
+        started = self._launch(job)
+        if isinstance(started, Finished):
+            self.ended.append(started)
+        elif started.pidfd is None or job.options.memory_limit is not None:
+            self._hand_over(started)  # only a pool thread can wait without a pidfd, or sample
+        else:
+            self.watched[started.pidfd] = started
+            self.poller.register(started.pidfd, select.POLLIN)
 
-    def _run(self, job: Job) -> Finished:
-        unit, attempt, run_id = job.task.id, job.attempt, self.context.run_id
-        task_json = self.scratch / f"{unit}.task.json"
+    def wait(self, timeout: float) -> list[Finished]:
+        """Attempts that ended, waiting up to `timeout` seconds for the first of them."""
+        if self.stop.requested:
+            self.hand_over_all()
+        if self.ended:
+            timeout = 0.0
+        elif self.watched:
+            soonest = min(watched.until for watched in self.watched.values())
+            timeout = min(timeout, max(0.0, soonest - time.monotonic()))
+        for fd, _ in self.poller.poll(math.ceil(timeout * 1000)):
+            if fd == self.wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_read, 4096)
+            elif fd in self.watched:
+                self._reap(self.watched[fd])
+        self._hand_over_due()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.ended.append(self.inbox.get_nowait())
+        ended, self.ended = self.ended, []
+        return ended
+
+    def hand_over_all(self) -> None:
+        """Give every watched command to a pool thread (a stop is ended there, with its grace)."""
+        for watched in list(self.watched.values()):
+            self._hand_over(watched)
+
+    def _launch(self, job: Job) -> Finished | _Watched:
+        """Build the command, record the attempt and start it; a failure is its end."""
         command = ""
-
-        def spawned(pgid: int, create_time: float) -> None:
-            self.journal.attempt_spawned(
-                run_id=run_id, task=unit, attempt=attempt, pgid=pgid, create_time=create_time
-            )
-            self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
-
         try:
-            call = commands.invocation(
-                job.task,
-                self.config,
-                self.context,
-                attempt=attempt,
-                task_json=task_json,
-                options=job.options,
-            )
+            call = self._invocation(job)
             command = commands.display(call.argv)
             self._announce(job, call, command)
-            if not task_json.exists():  # one file per task and run, shared by its attempts
-                commands.write_task_json(job.task, task_json)
-            outcome = self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
+            child = process.spawn(self._spec(job, call))
+            if isinstance(child, process.ProcessOutcome):
+                return self._record_end(job, child, command)
+            try:
+                self._spawned(job, child.pgid, proctree.create_time(child.pgid))
+            except BaseException:
+                child.close()
+                raise
         except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
             failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
             return _finished(job, failed, command)
-        finished = _finished(job, outcome, command)
-        self.journal.attempt_ended(
-            run_id=run_id,
-            task=unit,
-            attempt=attempt,
-            ended_at=outcome.ended_at,
-            exit_code=outcome.exit_code,
-            status=finished.status.value,
+        until = time.monotonic() + WATCH_SECONDS
+        return _Watched(job, child, command, min(until, child.deadline or until), child.pidfd)
+
+    def _reap(self, watched: _Watched) -> None:
+        outcome = watched.child.poll()
+        if outcome is not None:
+            self._unwatch(watched)  # its pidfd is closed now: the number may come back at once
+            self.ended.append(self._record_end(watched.job, outcome, watched.command))
+        elif watched.child.exited:  # processes of its group live on: the pool sweeps them
+            self._hand_over(watched)
+
+    def _hand_over_due(self) -> None:
+        now = time.monotonic()
+        for watched in [w for w in self.watched.values() if w.until <= now]:
+            self._hand_over(watched)
+
+    def _hand_over(self, watched: _Watched) -> None:
+        self._unwatch(watched)
+        self.submit(lambda: self._supervise(watched))
+
+    def _unwatch(self, watched: _Watched) -> None:
+        if watched.pidfd is not None and self.watched.pop(watched.pidfd, None) is not None:
+            self.poller.unregister(watched.pidfd)
+
+    def _supervise(self, watched: _Watched) -> None:
+        """In a pool thread: the rest of a local attempt's life."""
+        self._deliver(
+            watched.job, lambda: watched.child.supervise(self.stop), lambda: watched.command
         )
-        return finished
+
+    def _run_remote(self, job: Job) -> None:
+        """In a pool thread: a whole attempt on a remote executor."""
+        command = ""
+
+        def outcome() -> process.ProcessOutcome:
+            nonlocal command
+            call = self._invocation(job)
+            command = commands.display(call.argv)
+            self._announce(job, call, command)
+            spawned = functools.partial(self._spawned, job)
+            return self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
+
+        self._deliver(job, outcome, lambda: command)
+
+    def _deliver(
+        self,
+        job: Job,
+        outcome_of: Callable[[], process.ProcessOutcome],
+        command_of: Callable[[], str],
+    ) -> None:
+        """Run `outcome_of` and hand the attempt's end to the scheduler thread, whatever happens:
+        the loop must hear of every attempt it began."""
+        finished = None
+        try:
+            try:
+                outcome = outcome_of()
+            except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
+                failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
+                finished = _finished(job, failed, command_of())
+            else:
+                finished = self._record_end(job, outcome, command_of())
+        finally:
+            if finished is None:
+                stopped = process.ProcessOutcome.never_ran("ptx stopped before the task could run")
+                finished = _finished(job, stopped, command_of())
+            self.inbox.put(finished)
+            os.write(self.wake_write, b"\0")
+
+    def _invocation(self, job: Job) -> commands.Invocation:
+        task_json = self.scratch / f"{job.task.id}.task.json"
+        call = commands.invocation(
+            job.task,
+            self.config,
+            self.context,
+            attempt=job.attempt,
+            task_json=task_json,
+            options=job.options,
+        )
+        if job.attempt == 1 or not task_json.exists():  # one per task and run, for all attempts
+            commands.write_task_json(job.task, task_json)
+        return call
 
     def _announce(self, job: Job, call: commands.Invocation, command: str) -> None:
         """The attempt is committed to the journal before its process exists."""
@@ -137,6 +261,26 @@ class Attempts:
                 log=job.log,
             )
         )
+
+    def _spawned(self, job: Job, pgid: int, created: float) -> None:
+        """Recorded with the process start time, so a reused pid is never taken for it."""
+        unit, attempt = job.task.id, job.attempt
+        self.journal.attempt_spawned(
+            run_id=self.context.run_id, task=unit, attempt=attempt, pgid=pgid, create_time=created
+        )
+        self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
+
+    def _record_end(self, job: Job, outcome: process.ProcessOutcome, command: str) -> Finished:
+        finished = _finished(job, outcome, command)
+        self.journal.attempt_ended(
+            run_id=self.context.run_id,
+            task=job.task.id,
+            attempt=job.attempt,
+            ended_at=outcome.ended_at,
+            exit_code=outcome.exit_code,
+            status=finished.status.value,
+        )
+        return finished
 
     def _spec(self, job: Job, call: commands.Invocation) -> process.ProcessSpec:
         return process.ProcessSpec(

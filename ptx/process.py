@@ -9,17 +9,28 @@ import select
 import signal
 import subprocess
 import time
-import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import psutil
 
 from ptx import proctree
+from ptx.processtypes import ProcessOutcome, ProcessSpec, Stop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable
+
+__all__ = [  # the spec, outcome and stop are part of this module's interface
+    "SWEEP_GRACE_CAP",
+    "Child",
+    "ProcessOutcome",
+    "ProcessSpec",
+    "Stop",
+    "group_alive",
+    "kill_stale_group",
+    "run_process",
+    "spawn",
+]
 
 SWEEP_GRACE_CAP = 1.0
 """After a command ends on its own, processes it left behind get at most this long after SIGTERM."""
@@ -31,112 +42,25 @@ _EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
 _EXIT_CANNOT_RUN = 126  # ...and for one it found but cannot execute
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessSpec:
-    """Everything needed to run one attempt; picklable, so it can travel to a Dask worker."""
-
-    argv: tuple[str, ...]  # already built; a shell command arrives as ("/bin/sh", "-c", cmd)
-    cwd: str
-    env: Mapping[str, str]  # the complete environment for the child
-    log_path: str  # stdout+stderr go here (opened for append, created with parents)
-    timeout: float | None  # seconds of wall time, None = no limit
-    grace: float = 5.0  # SIGTERM -> grace -> SIGKILL
-    memory_limit: int | None = None  # bytes of RSS for the whole process tree; None = no limit
-
-    def __post_init__(self) -> None:
-        if not self.argv:
-            raise ValueError("ProcessSpec.argv must not be empty")
-        # A plain dict copy: picklable (a MappingProxyType is not) and immune to later mutation.
-        object.__setattr__(self, "argv", tuple(self.argv))
-        object.__setattr__(self, "env", dict(self.env))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProcessOutcome:
-    """How one attempt ended."""
-
-    exit_code: int | None  # None when killed by a signal
-    signal: int | None  # the signal that ended the leader, if any
-    timed_out: bool
-    interrupted: bool  # ended because stop was requested
-    started_at: float  # time.time()
-    ended_at: float
-    pid: int  # == pgid (own session); 0 when nothing was spawned
-    error: str | None = None  # spawn failure, one line; exit_code 127/126 as a shell would
-    memory_exceeded: bool = False  # killed because the tree's RSS passed spec.memory_limit
-
-    @classmethod
-    def never_ran(
-        cls,
-        error: str,
-        *,
-        exit_code: int | None = None,
-        interrupted: bool = False,
-        started_at: float | None = None,
-    ) -> ProcessOutcome:
-        """An attempt whose process never started (or was never heard of again); it ends now,
-        and began at `started_at` when the attempt had already spent time getting there."""
-        now = time.time()
-        return cls(
-            exit_code=exit_code,
-            signal=None,
-            timed_out=False,
-            interrupted=interrupted,
-            started_at=now if started_at is None else started_at,
-            ended_at=now,
-            pid=0,
-            error=error,
-        )
-
-
-class Stop:
-    """A stop request shared by all running attempts of one run; callable from any thread."""
-
-    __slots__ = ("__weakref__", "_immediate", "_immediate_pipe", "_requested", "_stop_pipe")
-
-    def __init__(self) -> None:
-        self._requested = False
-        self._immediate = False
-        # Level-triggered wake-ups: one byte is written and never read, so every poll() sees it.
-        self._stop_pipe = os.pipe()
-        self._immediate_pipe = os.pipe()
-        for fd in (*self._stop_pipe, *self._immediate_pipe):
-            weakref.finalize(self, os.close, fd)
-
-    def request(self, *, immediate: bool = False) -> None:
-        """Graceful: TERM, grace, KILL. Immediate: KILL now (also during a grace period)."""
-        # No lock, so a signal handler may call this: flags only go False -> True, and a
-        # duplicate wake-up byte from a racing caller is harmless.
-        # `immediate` goes first, so a waiter that wakes on the stop pipe already sees it.
-        if immediate and not self._immediate:
-            self._immediate = True
-            os.write(self._immediate_pipe[1], b"k")
-        if not self._requested:
-            self._requested = True
-            os.write(self._stop_pipe[1], b"s")
-
-    @property
-    def requested(self) -> bool:
-        return self._requested
-
-    @property
-    def immediate(self) -> bool:
-        return self._immediate
-
-    @property
-    def stop_fd(self) -> int:  # readable once any stop was requested, for poll()
-        return self._stop_pipe[0]
-
-    @property
-    def immediate_fd(self) -> int:  # readable once an immediate stop was requested
-        return self._immediate_pipe[0]
-
-
 def run_process(
     spec: ProcessSpec, stop: Stop, on_start: Callable[[int, float], None] | None = None
 ) -> ProcessOutcome:
     """Run one attempt to the end; return when no process of its group is left. Never raises
     for a command that cannot start: that is an outcome with `error` set."""
+    child = spawn(spec)
+    if isinstance(child, ProcessOutcome):
+        return child
+    try:
+        if on_start is not None:
+            on_start(child.pgid, proctree.create_time(child.pgid))
+    except BaseException:
+        child.close()
+        raise
+    return child.supervise(stop)
+
+
+def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
+    """Start the attempt's process, or say why it could not start (never raises for that)."""
     started_at = time.time()
     try:
         log = _open_log(spec.log_path)
@@ -146,20 +70,105 @@ def run_process(
             exit_code=_EXIT_CANNOT_RUN,
             started_at=started_at,
         )
-    with log:
-        try:
-            proc = _spawn(spec, log)
-        except OSError as exc:
-            message, code = _spawn_error(spec, exc)
+    try:
+        proc = _spawn(spec, log)
+    except OSError as exc:
+        message, code = _spawn_error(spec, exc)
+        with log:
             _note(log, message)
-            return ProcessOutcome.never_ran(message, exit_code=code, started_at=started_at)
-        leader = _Leader(proc)
+        return ProcessOutcome.never_ran(message, exit_code=code, started_at=started_at)
+    except BaseException:
+        log.close()
+        raise
+    return Child(spec, _Leader(proc), log, started_at)
+
+
+class Child:
+    """A started attempt until `poll` or `supervise` ends it: its session leader and its log.
+
+    `poll` never blocks, so one thread can watch many short commands end; `supervise` blocks
+    until the group is gone, enforcing the timeout and memory limit, a stop, and sweeping
+    what the command left running."""
+
+    __slots__ = ("deadline", "leader", "log", "spec", "started_at")
+
+    def __init__(
+        self, spec: ProcessSpec, leader: _Leader, log: BinaryIO, started_at: float
+    ) -> None:
+        self.spec, self.leader, self.log, self.started_at = spec, leader, log, started_at
+        self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+
+    @property
+    def pgid(self) -> int:
+        return self.leader.pgid
+
+    @property
+    def pidfd(self) -> int | None:
+        """Readable once the leader exits; None where the kernel has no pidfd."""
+        return self.leader.pidfd
+
+    @property
+    def exited(self) -> bool:
+        return self.leader.proc.returncode is not None
+
+    def poll(self) -> ProcessOutcome | None:
+        """The outcome if the leader has exited and left nothing of its group running. None
+        otherwise; then, once `exited`, `supervise` must end what the command left behind."""
+        if self.leader.proc.poll() is None or proctree.live_members(self.pgid, ()):
+            return None
+        self.close()
+        return self._outcome(timed_out=False, interrupted=False, over=None)
+
+    def supervise(self, stop: Stop) -> ProcessOutcome:
+        """Block until no process of the group is left, ending it on deadline, limit or stop."""
         try:
-            if on_start is not None:
-                on_start(leader.pgid, proctree.create_time(leader.pgid))
-            return _supervise(spec, stop, leader, log, started_at)
+            return self._supervise(stop)
         finally:
-            leader.close()
+            self.close()
+
+    def close(self) -> None:
+        """Kill and reap the group if it still runs (an error got us here); free pidfd and log."""
+        try:
+            self.leader.close()
+        finally:
+            self.log.close()
+
+    def _supervise(self, stop: Stop) -> ProcessOutcome:
+        spec, leader, log = self.spec, self.leader, self.log
+        timed_out = interrupted = False
+        over = _await_leader(spec, stop, leader, self.deadline)
+        if leader.proc.returncode is not None:
+            _sweep(leader, min(spec.grace, SWEEP_GRACE_CAP), stop, log)
+        elif over is not None:
+            # No grace period: in one, the tree could go on growing past the limit.
+            limit = f"{(spec.memory_limit or 0) / 2**20:.0f} MiB"
+            _note(
+                log, f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree"
+            )
+            _end(leader, proctree.find_escapees(leader.pgid), 0.0, stop, log, term=False)
+        else:
+            interrupted = stop.requested
+            timed_out = not interrupted
+            why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
+            immediate = stop.immediate  # read once: the note must say what is really sent
+            sent = "SIGKILL" if immediate else "SIGTERM"
+            _note(log, f"{why}: {sent} to process group {leader.pgid}")
+            escapees = proctree.find_escapees(leader.pgid)
+            _end(leader, escapees, spec.grace, stop, log, term=not immediate)
+        return self._outcome(timed_out=timed_out, interrupted=interrupted, over=over)
+
+    def _outcome(self, *, timed_out: bool, interrupted: bool, over: int | None) -> ProcessOutcome:
+        code = self.leader.proc.returncode
+        return ProcessOutcome(
+            exit_code=code if code >= 0 else None,
+            signal=-code if code < 0 else None,
+            timed_out=timed_out,
+            interrupted=interrupted,
+            started_at=self.started_at,
+            ended_at=time.time(),
+            pid=self.pgid,
+            memory_exceeded=over is not None,
+        )
 
 
 def _open_log(path: str) -> BinaryIO:
@@ -205,20 +214,20 @@ class _Leader:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self.pgid = proc.pid
-        self._pidfd = _pidfd_open(proc.pid)
+        self.pidfd = _pidfd_open(proc.pid)
 
     def wait(self, deadline: float | None, wake_fd: int) -> bool:
         """True once the leader exited (reaped); False if `wake_fd` or `deadline` came first."""
         if self.proc.returncode is not None:
             return True
-        if self._pidfd is None:
+        if self.pidfd is None:
             return self._wait_polling(deadline, wake_fd)
         poller = select.poll()
-        poller.register(self._pidfd, select.POLLIN)
+        poller.register(self.pidfd, select.POLLIN)
         poller.register(wake_fd, select.POLLIN)
         while True:
             events = poller.poll(_poll_ms(deadline))
-            if any(fd == self._pidfd for fd, _ in events):
+            if any(fd == self.pidfd for fd, _ in events):
                 self.proc.wait()
                 return True
             if events or _passed(deadline):
@@ -240,9 +249,9 @@ class _Leader:
         """Kill and reap the group if it is still running (an error got us here); free the pidfd."""
         if self.proc.returncode is None:
             _kill_group(self, ())
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 def _pidfd_open(pid: int) -> int | None:
@@ -267,39 +276,6 @@ def _readable(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
-
-
-def _supervise(
-    spec: ProcessSpec, stop: Stop, leader: _Leader, log: BinaryIO, started_at: float
-) -> ProcessOutcome:
-    deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-    timed_out = interrupted = False
-    over = _await_leader(spec, stop, leader, deadline)
-    if leader.proc.returncode is not None:
-        _sweep(leader, min(spec.grace, SWEEP_GRACE_CAP), stop, log)
-    elif over is not None:
-        # No grace period: in one, the tree could go on growing past the limit.
-        limit = f"{(spec.memory_limit or 0) / 2**20:.0f} MiB"
-        _note(log, f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree")
-        _end(leader, proctree.find_escapees(leader.pgid), 0.0, stop, log, term=False)
-    else:
-        interrupted = stop.requested
-        timed_out = not interrupted
-        why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
-        immediate = stop.immediate  # read once: the note must say what is really sent
-        _note(log, f"{why}: {'SIGKILL' if immediate else 'SIGTERM'} to process group {leader.pgid}")
-        _end(leader, proctree.find_escapees(leader.pgid), spec.grace, stop, log, term=not immediate)
-    code = leader.proc.returncode
-    return ProcessOutcome(
-        exit_code=code if code >= 0 else None,
-        signal=-code if code < 0 else None,
-        timed_out=timed_out,
-        interrupted=interrupted,
-        started_at=started_at,
-        ended_at=time.time(),
-        pid=leader.pgid,
-        memory_exceeded=over is not None,
-    )
 
 
 def _await_leader(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import queue
 import signal
 import threading
 import time
@@ -89,7 +88,6 @@ class Run:
             unit: Track(task=task, options=commands.effective_options(task, config))
             for unit, task in work.nodes.items()
         }
-        self.inbox: queue.Queue[Finished] = queue.Queue()
         self.stop = process.Stop()
         self.running: set[TaskId] = set()
         self.delayed: list[tuple[float, TaskId]] = []  # retries waiting for their backoff
@@ -121,14 +119,15 @@ class Run:
                 scratch=scratch,
                 stop=self.stop,
                 emit=self.emit,
-                done=self.inbox.put,
+                submit=pool.submit,
                 executor=self.executor,
             )
             try:
-                self._loop(lambda job: pool.submit(attempts.run, job))
+                self._loop(attempts)
             except BaseException:
                 # Leaving the pool waits for every attempt: none may run on unsupervised.
                 self.stop.request(immediate=True)
+                attempts.hand_over_all()
                 raise
         self.status_writer.finish()
         result = self._result(started)
@@ -166,17 +165,17 @@ class Run:
             base_env=dict(os.environ),
         )
 
-    def _loop(self, submit: Callable[[Job], object]) -> None:
+    def _loop(self, attempts: Attempts) -> None:
         while self.running or (self.starting and not self.queue.is_finished()):
             self._react_to_signals()
             self._release_due_retries()
             self._emit_all(self.admission.tick())
-            self._start_ready(submit)
+            self._start_ready(attempts)
             self._skip_stuck()
             self._survey()
-            self._wait_for_one()
+            self._wait_for_one(attempts)
 
-    def _start_ready(self, submit: Callable[[Job], object]) -> None:
+    def _start_ready(self, attempts: Attempts) -> None:
         """Start the best ready units while a slot, the machine, their resources and their
         breakers allow it."""
         while self.starting and self.queue.ready_count():
@@ -185,7 +184,7 @@ class Run:
             unit = self.queue.take(self.admission.picker(self.emit))
             if unit is None:
                 return
-            self._start(submit, unit)
+            self._start(attempts, unit)
 
     def _skip_stuck(self) -> None:
         """Nothing runs and no retry is due, so what is still ready waits only behind open
@@ -220,17 +219,15 @@ class Run:
         for event in events:
             self.emit(event)
 
-    def _wait_for_one(self) -> None:
+    def _wait_for_one(self, attempts: Attempts) -> None:
         timeout = _POLL_SECONDS
         if self.delayed:
             timeout = min(timeout, max(0.0, self.delayed[0][0] - time.monotonic()))
         next_tick = self.admission.next_tick()
         if next_tick is not None:
             timeout = min(timeout, next_tick)
-        with contextlib.suppress(queue.Empty):
-            self._on_finished(self.inbox.get(timeout=timeout))
-            while True:  # drain whatever else finished meanwhile before starting more
-                self._on_finished(self.inbox.get_nowait())
+        for finished in attempts.wait(timeout):
+            self._on_finished(finished)
 
     def _infos(self) -> tuple[TaskInfo, ...]:
         return tuple(
@@ -243,7 +240,7 @@ class Run:
             for unit in sorted(self.tracks, key=id_key)
         )
 
-    def _start(self, submit: Callable[[Job], object], unit: TaskId) -> None:
+    def _start(self, attempts: Attempts, unit: TaskId) -> None:
         track = self.tracks[unit]
         track.attempts += 1
         if track.first_started is None:
@@ -253,7 +250,7 @@ class Run:
         track.log = str(path)
         self.running.add(unit)
         self.admission.started(unit)
-        submit(
+        attempts.begin(
             Job(
                 task=track.task,
                 options=track.options,
