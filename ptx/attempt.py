@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptx import commands, process, proctree
+from ptx import commands, process
 from ptx.events import Status, TaskSpawned, TaskStarted
 from ptx.executors import LocalExecutor
 
@@ -143,20 +143,24 @@ class Attempts:
             self._hand_over(watched)
 
     def _launch(self, job: Job) -> Finished | _Watched:
-        """Build the command, record the attempt and start it; a failure is its end."""
-        command = ""
+        """Build the command, start it and record the attempt; a failure is its end."""
+        command, started_at = "", time.time()
         try:
             call = self._invocation(job)
             command = commands.display(call.argv)
-            self._announce(job, call, command)
+            self._emit_started(job, command)
             child = process.spawn(self._spec(job, call))
             if isinstance(child, process.ProcessOutcome):
+                self._record_start(job, call, started_at)
                 return self._record_end(job, child, command)
             try:
-                self._spawned(job, child.pgid, proctree.create_time(child.pgid))
+                # Committed once its process group is known: the pgid and start time are
+                # what lets the next run end this group should ptx be killed.
+                self._record_start(job, call, started_at, (child.pgid, child.create_time))
             except BaseException:
                 child.close()
                 raise
+            self.emit(TaskSpawned(id=job.task.id, attempt=job.attempt, pid=child.pgid))
         except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
             failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
             return _finished(job, failed, command)
@@ -198,7 +202,8 @@ class Attempts:
             nonlocal command
             call = self._invocation(job)
             command = commands.display(call.argv)
-            self._announce(job, call, command)
+            self._record_start(job, call, time.time())  # before the remote process exists
+            self._emit_started(job, command)
             spawned = functools.partial(self._spawned, job)
             return self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
 
@@ -242,16 +247,27 @@ class Attempts:
             commands.write_task_json(job.task, task_json)
         return call
 
-    def _announce(self, job: Job, call: commands.Invocation, command: str) -> None:
-        """The attempt is committed to the journal before its process exists."""
+    def _record_start(
+        self,
+        job: Job,
+        call: commands.Invocation,
+        started_at: float,
+        group: tuple[int, float] | None = None,
+    ) -> None:
+        """`group`: the process group's id and its leader's start time, once it runs."""
+        pgid, created = group or (None, None)
         self.journal.attempt_started(
             run_id=self.context.run_id,
             task=job.task.id,
             attempt=job.attempt,
             command_hash=call.command_hash,
             log_path=job.log,
-            started_at=time.time(),
+            started_at=started_at,
+            pgid=pgid,
+            create_time=created,
         )
+
+    def _emit_started(self, job: Job, command: str) -> None:
         self.emit(
             TaskStarted(
                 id=job.task.id,

@@ -189,12 +189,15 @@ class Journal:
         command_hash: str,
         log_path: str,
         started_at: float,
+        pgid: int | None = None,
+        create_time: float | None = None,
     ) -> None:
+        """With `pgid` when its process already runs: one commit, not two."""
         with self._guarded() as conn:
             conn.execute(
                 "INSERT INTO attempts (run_id, task, attempt, command_hash, started_at, status,"
-                " log_path) VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, task, attempt, command_hash, started_at, log_path),
+                " log_path, pgid, pgid_create_time) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, task, attempt, command_hash, started_at, log_path, pgid, create_time),
             )
 
     def attempt_spawned(

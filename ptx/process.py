@@ -10,11 +10,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import psutil
 
 from ptx import proctree
+from ptx import spawn as spawn_
 from ptx.processtypes import ProcessOutcome, ProcessSpec, Stop
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def run_process(
         return child
     try:
         if on_start is not None:
-            on_start(child.pgid, proctree.create_time(child.pgid))
+            on_start(child.pgid, child.create_time)
     except BaseException:
         child.close()
         raise
@@ -71,7 +72,9 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
             started_at=started_at,
         )
     try:
+        before = proctree.boot_clock()
         proc = _spawn(spec, log)
+        after = proctree.boot_clock()
     except OSError as exc:
         message, code = _spawn_error(spec, exc)
         with log:
@@ -80,7 +83,7 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
     except BaseException:
         log.close()
         raise
-    return Child(spec, _Leader(proc), log, started_at)
+    return Child(spec, _Leader(proc), log, started_at, (before, after))
 
 
 class Child:
@@ -90,13 +93,26 @@ class Child:
     until the group is gone, enforcing the timeout and memory limit, a stop, and sweeping
     what the command left running."""
 
-    __slots__ = ("deadline", "leader", "log", "spec", "started_at")
+    __slots__ = ("_forked", "deadline", "leader", "log", "spec", "started_at")
 
     def __init__(
-        self, spec: ProcessSpec, leader: _Leader, log: BinaryIO, started_at: float
+        self,
+        spec: ProcessSpec,
+        leader: _Leader,
+        log: BinaryIO,
+        started_at: float,
+        forked: tuple[float, float],
     ) -> None:
         self.spec, self.leader, self.log, self.started_at = spec, leader, log, started_at
         self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+        self._forked = forked  # boot clock readings around the spawn
+
+    @property
+    def create_time(self) -> float:
+        """The leader's start time as psutil tells it: with its pid, its identity on record."""
+        if math.isnan(self._forked[0]):
+            return proctree.create_time(self.pgid)
+        return proctree.create_time_between(self.pgid, *self._forked)
 
     @property
     def pgid(self) -> int:
@@ -158,7 +174,7 @@ class Child:
         return self._outcome(timed_out=timed_out, interrupted=interrupted, over=over)
 
     def _outcome(self, *, timed_out: bool, interrupted: bool, over: int | None) -> ProcessOutcome:
-        code = self.leader.proc.returncode
+        code = cast("int", self.leader.proc.returncode)  # asked only once the leader is reaped
         return ProcessOutcome(
             exit_code=code if code >= 0 else None,
             signal=-code if code < 0 else None,
@@ -172,23 +188,16 @@ class Child:
 
 
 def _open_log(path: str) -> BinaryIO:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return Path(path).open("ab", buffering=0)
+    try:
+        return open(path, "ab", buffering=0)  # noqa: PTH123 - one per attempt: kept lean
+    except FileNotFoundError:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return Path(path).open("ab", buffering=0)
 
 
-def _spawn(spec: ProcessSpec, log: BinaryIO) -> subprocess.Popen[bytes]:
-    # No preexec_fn: it would disable CPython's vfork fast path. Output goes straight to
-    # the log's file descriptor, so ptx never holds a byte of it in memory.
-    return subprocess.Popen(
-        spec.argv,
-        cwd=spec.cwd,
-        env=spec.env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        close_fds=True,
-    )
+def _spawn(spec: ProcessSpec, log: BinaryIO) -> spawn_.Process:
+    # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
+    return spawn_.start(spec.argv, spec.cwd, spec.env, log)
 
 
 def _spawn_error(spec: ProcessSpec, exc: OSError) -> tuple[str, int]:
@@ -211,7 +220,7 @@ def _note(log: BinaryIO, text: str) -> None:
 class _Leader:
     """The spawned session leader: waits for its exit (pidfd when the kernel has it), reaps it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: spawn_.Process) -> None:
         self.proc = proc
         self.pgid = proc.pid
         self.pidfd = _pidfd_open(proc.pid)
