@@ -8,6 +8,7 @@ makespan is divided by the exact lower bound max(L, W/P) of its graph.
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import statistics
@@ -85,9 +86,13 @@ def write_tasks(dag: Dag, folder: Path) -> None:
     path.write_text(json.dumps({"master": {"tasks": tasks}}, indent=2))
 
 
+# As in run.py: Python keeps its bytecode, as it does for a user.
+ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def wall(argv: list[str], folder: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=folder, check=True, capture_output=True)
+    subprocess.run(argv, cwd=folder, check=True, capture_output=True, env=ENV)
     return time.perf_counter() - start
 
 

@@ -124,6 +124,8 @@ class Attempts:
         elif self.watched:
             soonest = min(watched.until for watched in self.watched.values())
             timeout = min(timeout, max(0.0, soonest - time.monotonic()))
+        if timeout > 0:
+            self.journal.flush()  # nothing recorded waits in memory while this thread waits
         for fd, _ in self.poller.poll(math.ceil(timeout * 1000)):
             if fd == self.wake_read:
                 with contextlib.suppress(BlockingIOError):
@@ -171,7 +173,7 @@ class Attempts:
         outcome = watched.child.poll()
         if outcome is not None:
             self._unwatch(watched)  # its pidfd is closed now: the number may come back at once
-            self.ended.append(self._record_end(watched.job, outcome, watched.command))
+            self.ended.append(self._record_end(watched.job, outcome, watched.command, later=True))
         elif watched.child.exited:  # processes of its group live on: the pool sweeps them
             self._hand_over(watched)
 
@@ -286,7 +288,10 @@ class Attempts:
         )
         self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
 
-    def _record_end(self, job: Job, outcome: process.ProcessOutcome, command: str) -> Finished:
+    def _record_end(
+        self, job: Job, outcome: process.ProcessOutcome, command: str, *, later: bool = False
+    ) -> Finished:
+        """`later`: committed with the next start, or before the scheduler thread waits."""
         finished = _finished(job, outcome, command)
         self.journal.attempt_ended(
             run_id=self.context.run_id,
@@ -295,6 +300,7 @@ class Attempts:
             ended_at=outcome.ended_at,
             exit_code=outcome.exit_code,
             status=finished.status.value,
+            later=later,
         )
         return finished
 

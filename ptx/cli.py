@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx import __version__, discovery, estimates, export, taskmaster, validation
+# Start-up is paid by every invocation (2,000 times in the no-op benchmark): only what most
+# commands need is imported here; what one command or option needs is imported where it is used.
+from ptx import __version__, discovery, taskmaster
 from ptx import config as config_module
 from ptx.errors import ExitCode, PtxError, UsageError
-from ptx.plan import make_plan
 from ptx.ui import Ui
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
     from ptx.config import Config
     from ptx.model import Finding, Project
+    from ptx.plan import Plan
 
 app = typer.Typer(
     name="ptx",
@@ -140,6 +142,8 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check tasks.json and the config; exit 1 on errors (and warnings with --strict)."""
+    from ptx import validation  # noqa: PLC0415 - validate and run need it: ~6 ms of start-up
+
     with handled(), discovery.gc_paused():
         if all_tags and tag is not None:
             raise UsageError("--tag and --all-tags exclude each other")
@@ -162,6 +166,8 @@ def validate(
 def _show_findings(
     projects: tuple[Project, ...], findings: list[Finding], output: ValidateFormat
 ) -> None:
+    from ptx import export  # noqa: PLC0415 - only reports of findings need it
+
     path = display_path(projects[0].path)
     tags = [project.tasks.tag for project in projects]
     if output is ValidateFormat.json:
@@ -191,6 +197,10 @@ def plan(
     as_json: JsonOption = False,
 ) -> None:
     """Show the parallel groups, the critical path and the predicted speedup."""
+    # Planning reads the journal's history (sqlite, psutil): imported here, not at start-up.
+    from ptx import estimates  # noqa: PLC0415 - only plan needs it here: ~12 ms of start-up
+    from ptx.plan import make_plan  # noqa: PLC0415 - only plan needs it here
+
     with handled(), discovery.gc_paused():
         project, settings = _load(file, tag, config)
         result = make_plan(
@@ -204,15 +214,21 @@ def plan(
             ),
             config=settings,
         )
-        output = PlanFormat.json if as_json else output
-        if output is PlanFormat.json:
-            State.ui.data(export.plan_json(result))
-        elif output is PlanFormat.mermaid:
-            State.ui.data(export.plan_mermaid(result))
-        elif output is PlanFormat.dot:
-            State.ui.data(export.plan_dot(result))
-        else:
-            State.ui.display_plan(result)
+        _show_plan(result, PlanFormat.json if as_json else output)
+
+
+def _show_plan(result: Plan, output: PlanFormat) -> None:
+    if output is PlanFormat.text:
+        State.ui.display_plan(result)
+        return
+    from ptx import export  # noqa: PLC0415 - only the machine formats need it
+
+    render = {
+        PlanFormat.json: export.plan_json,
+        PlanFormat.mermaid: export.plan_mermaid,
+        PlanFormat.dot: export.plan_dot,
+    }[output]
+    State.ui.data(render(result))
 
 
 def main(argv: list[str] | None = None) -> int:

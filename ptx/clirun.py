@@ -7,13 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx import configview as config_view
-from ptx import discovery, export, runview, workflow
-from ptx import outputs as run_outputs
+from ptx import discovery
+from ptx import outputs as run_outputs  # light: its formats' modules load only when asked for
 from ptx.cli import (
     ConfigOption,
     FileOption,
@@ -27,9 +26,11 @@ from ptx.cli import (
     handled,
 )
 from ptx.errors import UsageError
-from ptx.journal import DB_NAME, Journal
-from ptx.report import result_from_dict, run_summary, summary_cells, write_report_json
-from ptx.statedir import STATE_DIR_NAME
+
+if TYPE_CHECKING:
+    from ptx.journal import Journal
+    from ptx.model import TaskId
+    from ptx.workflow import Prepared
 
 
 class Executor(str, enum.Enum):
@@ -103,6 +104,10 @@ def run(
     ] = None,
 ) -> None:
     """Run the tasks: every ready task starts as soon as a slot is free."""
+    # The run machinery (journal, runner, processes, psutil) is most of ptx's import time;
+    # the other commands never need it, so only this one loads it.
+    from ptx import runview, workflow  # noqa: PLC0415 - only run needs them: ~50 ms of start-up
+
     with handled():
         wanted = run_outputs.Outputs(
             junit=junit,
@@ -131,25 +136,34 @@ def run(
             scheduler=scheduler,
         )
         if dry_run:
-            _show_dry_run(request)
+            _show_dry_run(*workflow.dry_run(request))
             return
         live = runview.wants_live(plain=plain, quiet=quiet, stream=stream)
         try:
             with runview.progress(State.ui, live=live, quiet=quiet, stream=stream) as listener:
                 result = workflow.execute(request, listener)
         except workflow.ValidationFailedError as error:
+            from ptx.export import finding_line  # noqa: PLC0415 - only a refused run needs it
+
             path = display_path(error.path)
             for finding in error.findings:
-                State.ui.err.print(export.finding_line(path, finding))
+                State.ui.err.print(finding_line(path, finding))
             raise
         State.ui.display_report(result, quiet=quiet, width=State.ui.report_width(plain=not live))
         if report_json is not None:  # the run saved the same text in the journal
+            from ptx.report import write_report_json  # noqa: PLC0415 - only --report-json
+
             write_report_json(result, report_json)
         raise typer.Exit(runview.export(State.ui, result, listener.state_dir, wanted))
 
 
 def _journal(file: Path | None) -> Journal:
     """The journal of the project around the current directory, which must have runs."""
+    # The journal brings sqlite and psutil (~12 ms, also via ptx.statedir): only the commands
+    # that read past runs load it.
+    from ptx.journal import DB_NAME, Journal  # noqa: PLC0415 - only report and runs need it
+    from ptx.statedir import STATE_DIR_NAME  # noqa: PLC0415 - it imports the journal
+
     root = discovery.project_root(file or discovery.find_tasks_file(Path.cwd()))
     state_dir = root / STATE_DIR_NAME
     if not (state_dir / DB_NAME).is_file():
@@ -171,6 +185,8 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Print the report of a past run again, as the run printed it, or export it."""
+    from ptx.report import result_from_dict  # noqa: PLC0415 - with ptx.events: ~8 ms of start-up
+
     with handled(), _journal(file) as journal:
         if run_id and run_option and run_id != run_option:
             raise UsageError(f"two runs asked for: {run_id} and --run {run_option}")
@@ -200,6 +216,8 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List past runs, newest first: id, start, status, tasks, wall and speedup."""
+    from ptx.report import run_summary, summary_cells  # noqa: PLC0415 - only runs needs them
+
     with handled(), _journal(file) as journal:
         summaries = [run_summary(info, journal.report(info.run_id)) for info in journal.runs(limit)]
     if as_json:
@@ -208,8 +226,7 @@ def runs(
         State.ui.display_runs([summary_cells(summary) for summary in summaries])
 
 
-def _show_dry_run(request: workflow.RunRequest) -> None:
-    prepared, lines = workflow.dry_run(request)
+def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
     State.ui.notice(
         f"dry run: {len(lines)} tasks with -j {prepared.jobs}, in the order they would start"
     )
@@ -226,6 +243,8 @@ def show_config(
     as_json: JsonOption = False,
 ) -> None:
     """Print the effective configuration and where each value came from."""
+    from ptx import configview as config_view  # noqa: PLC0415 - only config needs it
+
     with handled():
         view = config_view.effective(
             tasks_file=file, config_file=config, jobs=jobs, cwd=Path.cwd(), environ=os.environ

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-import yaml
-
 from ptx import options as rules
 from ptx.errors import ConfigError
 from ptx.model import DEFAULT_SATISFIED, KNOWN_STATUSES, Command, TaskId, TaskOptions, frozen_map
@@ -25,7 +23,6 @@ MAX_NODES = 100_000  # counted with aliases expanded: this is what stops a "bill
 MAX_DEPTH = 32
 
 _SECTION = "parallel_execution"
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TASK_ID = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _ENV_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
@@ -144,6 +141,7 @@ def shown_path(path: Path, root: Path) -> str:
 
 
 # --- reading YAML ----------------------------------------------------------------------------
+# PyYAML is imported only below, once a config file exists: ~7 ms most start-ups do without.
 
 
 def _parse(path: Path, where: str) -> object:
@@ -157,9 +155,12 @@ def _parse(path: Path, where: str) -> object:
         raise ConfigError(f"{where}: not UTF-8 text (at byte offset {exc.start})") from exc
     if len(data) > MAX_FILE_BYTES:
         raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES} bytes, too big for a config")
+    import yaml  # noqa: PLC0415 - only a config file needs it
+
+    loader_class: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        _check_size(text, where)
-        loader = _LOADER(text)
+        _check_size(text, where, loader_class)
+        loader = loader_class(text)
         try:
             return cast("object", loader.get_single_data())
         finally:
@@ -174,11 +175,13 @@ def _parse(path: Path, where: str) -> object:
         raise ConfigError(f"{where}: invalid YAML: {exc}") from exc
 
 
-def _check_size(text: str, where: str) -> None:
+def _check_size(text: str, where: str, loader_class: type[Any]) -> None:
     """Refuse a document whose aliases expand, or whose nesting runs, far beyond any config."""
+    import yaml  # noqa: PLC0415 - only a config file needs it
+
     sizes: dict[str, int] = {}
     frames: list[list[Any]] = [[None, 0]]  # [anchor, values so far] per open collection
-    for event in yaml.parse(text, Loader=_LOADER):
+    for event in yaml.parse(text, Loader=loader_class):
         if isinstance(event, yaml.CollectionStartEvent):
             frames.append([event.anchor, 1])
             if len(frames) > MAX_DEPTH:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from ptx.trace import worker_slots
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -54,6 +52,9 @@ def _slot_rows(ran: Sequence[TaskResult]) -> list[tuple[str, list[TaskResult]]]:
 
     A retried task spans its backoff too, so a run can need more slots than it had workers.
     """
+    # Every run's report loads this module for seconds_text; only big timelines need slots.
+    from ptx.trace import worker_slots  # noqa: PLC0415 - only many tasks are drawn by slot
+
     intervals = [
         (task.started_at or 0.0, math.inf if task.ended_at is None else task.ended_at)
         for task in ran

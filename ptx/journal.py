@@ -78,7 +78,8 @@ class AttemptRecord:
 
 
 class Journal:
-    """Runs and attempts in SQLite; every write is its own committed transaction.
+    """Runs and attempts in SQLite; every write is committed before its call returns, except
+    an attempt's end recorded with `later=True`, which the next write or `flush()` commits.
 
     WAL with synchronous=NORMAL survives a crash of ptx (kill -9) at any point; a power loss
     or OS crash may lose the last few commits but never corrupts the file. One connection is
@@ -89,6 +90,7 @@ class Journal:
         self._conn = conn
         self._path = path
         self._lock = threading.Lock()
+        self._open = False  # a transaction holds ends recorded `later`
 
     @classmethod
     def open(cls, state_dir: Path) -> Journal:
@@ -112,6 +114,7 @@ class Journal:
         return cls(conn, path)
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             with contextlib.suppress(sqlite3.Error):  # a busy reader only postpones it
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -123,16 +126,30 @@ class Journal:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def flush(self) -> None:
+        """Commit the ends recorded `later`; call before waiting for anything."""
+        with self._guarded():
+            pass
+
     @contextlib.contextmanager
-    def _guarded(self) -> Iterator[sqlite3.Connection]:
+    def _guarded(self, *, later: bool = False) -> Iterator[sqlite3.Connection]:
+        """The connection, for statements committed on leaving (with those left open before),
+        or, with `later`, left in an open transaction for the next commit to take along."""
         with self._lock:
             try:
+                if later and not self._open:
+                    self._conn.execute("BEGIN")
+                    self._open = True
                 yield self._conn
+                if self._open and not later:
+                    self._open = False
+                    self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise JournalError(f"state store {self._path}: {exc}") from exc
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self.flush()  # a transaction of its own cannot start inside the one holding late ends
         with self._guarded() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -219,14 +236,21 @@ class Journal:
         ended_at: float,
         exit_code: int | None,
         status: str,
+        later: bool = False,
     ) -> None:
+        """`later`: committed with the next write or `flush()`, which a run's scheduler
+        thread does before it waits, so the end of a task rides along with the next start.
+        An end lost to a crash in between only makes `--resume` run that task again."""
         _check_status(status, ATTEMPT_STATUSES)
         sql = (
             "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?"
             " WHERE run_id = ? AND task = ? AND attempt = ?"
         )
-        what = f"attempt {attempt} of task {task} in run {run_id}"
-        self._update_one(sql, (ended_at, exit_code, status, run_id, task, attempt), what)
+        with self._guarded(later=later) as conn:
+            params = (ended_at, exit_code, status, run_id, task, attempt)
+            if conn.execute(sql, params).rowcount != 1:
+                what = f"attempt {attempt} of task {task} in run {run_id}"
+                raise JournalError(f"state store {self._path}: no {what}")
 
     def save_report(self, run_id: str, report: str) -> None:
         """Keep the finished run's report (the `--report-json` text) with the run."""

@@ -8,9 +8,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx import ci, metrics, trace
 from ptx.errors import PtxError
-from ptx.report import write_text_atomically
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,6 +48,8 @@ class Outputs:
     def check(self) -> None:
         """Refuse before the run what could only fail after it."""
         if self.metrics_file is not None or self.pushgateway is not None:
+            from ptx import metrics  # noqa: PLC0415 - only metrics outputs need it
+
             metrics.require_library()
 
 
@@ -68,6 +68,9 @@ def recorded(journal: Journal, run_id: str) -> Recorded:
 
 def render(output: Format, result: RunResult, record: Recorded) -> str:
     """The run as JUnit XML, a Chrome trace or Prometheus text (not text or json)."""
+    # Each format's module is imported once asked for: ci alone is ~6 ms of every start-up.
+    from ptx import ci, metrics, trace  # noqa: PLC0415 - only an export needs these
+
     if output is Format.junit:
         return ci.junit_xml(result, tag=record.tag)
     if output is Format.trace:
@@ -92,6 +95,8 @@ def _problem(write: Callable[[], None]) -> str | None:
 
 
 def _writers(result: RunResult, record: Recorded, outputs: Outputs) -> list[Callable[[], None]]:
+    from ptx import ci, metrics, trace  # noqa: PLC0415 - only runs with outputs need these
+
     writers: list[Callable[[], None]] = []
     if outputs.junit is not None:
         junit = functools.partial(ci.junit_xml, result, tag=record.tag)
@@ -115,6 +120,8 @@ def _writers(result: RunResult, record: Recorded, outputs: Outputs) -> list[Call
 
 
 def _write(text: Callable[[], str], path: Path) -> None:
+    from ptx.report import write_text_atomically  # noqa: PLC0415 - with ptx.events: ~8 ms
+
     try:
         write_text_atomically(text(), path)
     except OSError as error:
@@ -122,6 +129,8 @@ def _write(text: Callable[[], str], path: Path) -> None:
 
 
 def _append_summary(result: RunResult, path: Path) -> None:
+    from ptx import ci  # noqa: PLC0415 - only GitHub Actions runs need it
+
     try:
         ci.append_step_summary(result, path)
     except OSError as error:

@@ -12,10 +12,8 @@ from ptx import outputs as run_outputs
 from ptx.errors import ExitCode
 from ptx.events import RunStarted
 from ptx.journal import Journal
-from ptx.live import LiveView
 from ptx.plainview import PlainView
 from ptx.statedir import state_dir_of
-from ptx.tail import LogFollower
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -55,9 +53,13 @@ def progress(ui: Ui, *, live: bool, quiet: bool, stream: bool) -> Iterator[Recor
     """The live table, or plain lines (following the task logs with --stream); a live table
     is gone before this returns, whatever happened."""
     if live:
+        from ptx.live import LiveView  # noqa: PLC0415 - only a terminal's table: ~5 ms (rich.live)
+
         with LiveView(ui.live_console()) as view:
             yield Recorder(view)
     elif stream:
+        from ptx.tail import LogFollower  # noqa: PLC0415 - only --stream follows the logs
+
         with LogFollower(PlainView(sys.stderr, quiet=quiet)) as follower:
             yield Recorder(follower)
     else:

@@ -44,38 +44,46 @@ class Process(Protocol):
 
 def start(argv: Sequence[str], cwd: str, env: Mapping[str, str], log: BinaryIO) -> Process:
     """Start `argv` in a new session, stdin from /dev/null, stdout and stderr to `log`."""
-    executable = _direct(argv[0], cwd, env) if hasattr(os, "posix_spawn") else None
-    if executable is None:
-        # No preexec_fn: it would disable CPython's vfork fast path.
-        return subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    _seal_inherited_fds()
-    pid = os.posix_spawn(
+    executable = _direct(argv[0], cwd, env, log.fileno())
+    if executable is not None:
+        _seal_inherited_fds()
+        try:
+            return Spawned(_posix_spawn(executable, argv, env, log.fileno()))
+        except OSError:
+            pass  # e.g. a script whose interpreter is missing: Popen tries the rest of PATH
+    # No preexec_fn: it would disable CPython's vfork fast path.
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _posix_spawn(executable: str, argv: Sequence[str], env: Mapping[str, str], log: int) -> int:
+    return os.posix_spawn(
         executable,
         list(argv),
         env,
         file_actions=[
+            (os.POSIX_SPAWN_DUP2, log, 1),
+            (os.POSIX_SPAWN_DUP2, log, 2),
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, log.fileno(), 1),
-            (os.POSIX_SPAWN_DUP2, log.fileno(), 2),
         ],
         setsid=True,
         setsigdef=_DEFAULT_SIGNALS,
     )
-    return Spawned(pid)
 
 
-def _direct(program: str, cwd: str, env: Mapping[str, str]) -> str | None:
-    """The executable posix_spawn may start for `program`, or None when Popen must."""
-    if not _same_directory(cwd):
+def _direct(program: str, cwd: str, env: Mapping[str, str], log: int) -> str | None:
+    """The executable posix_spawn may start for `program`, or None when Popen must: another
+    working directory, a log on descriptors 0-2 (Popen moves it out of the way first), or a
+    program that is not on the child's PATH (Popen says why)."""
+    if not hasattr(os, "posix_spawn") or log <= 2 or not _same_directory(cwd):
         return None
     if os.sep in program:
         return program

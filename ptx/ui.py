@@ -6,21 +6,18 @@ import os
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from ptx.events import FAILURES, Status
-from ptx.export import finding_line
 from ptx.gantt import gantt_lines, seconds_text
 from ptx.model import Severity
-from ptx.report import figures, log_tail
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from rich.console import RenderableType
+    from rich.table import Table
 
-    from ptx.events import RunResult, TaskResult
+    from ptx.events import RunResult, Status, TaskResult
     from ptx.model import Finding
     from ptx.plan import Plan
 
@@ -54,6 +51,8 @@ class Ui:
             self.err.print(Text("ptx: error: " + line, style="bold red"))
 
     def display_findings(self, file: str, findings: Sequence[Finding], task_count: int) -> None:
+        from ptx.export import finding_line  # noqa: PLC0415 - only validate shows findings
+
         for finding in findings:
             style = "red" if finding.severity is Severity.ERROR else "yellow"
             self.out.print(Text(finding_line(file, finding), style=style))
@@ -103,6 +102,8 @@ def _plan_header(plan: Plan) -> Text:
 
 
 def _groups_table(plan: Plan) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - only plan draws a table: ~2 ms of start-up
+
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("group", justify="right")
     table.add_column("id", justify="right")
@@ -178,7 +179,8 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
         parts.append(Text("\n".join(timeline)))
     parts.append(_figures_text(result))
     parts.extend(_safety_lines(result))
-    parts.extend(_failed_block(task) for task in result.tasks if task.status in _FAILED)
+    failed = _failed_statuses()
+    parts.extend(_failed_block(task) for task in result.tasks if task.status in failed)
     return parts
 
 
@@ -230,11 +232,19 @@ def _relative(path: str) -> str:
         return path
 
 
-# An interrupted task did not finish either: its block shows how far it got.
-_FAILED = FAILURES | {Status.INTERRUPTED}
+def _failed_statuses() -> frozenset[Status]:
+    """The statuses that get a FAILED block. An interrupted task did not finish either: its
+    block shows how far it got."""
+    # ptx.events and ptx.report (~8 ms) come with a run anyway; validate, plan and config, which
+    # also print through this module, do without them.
+    from ptx.events import FAILURES, Status  # noqa: PLC0415 - only a run's report needs it
+
+    return FAILURES | {Status.INTERRUPTED}
 
 
 def _figures_text(result: RunResult) -> Text:
+    from ptx.report import figures  # noqa: PLC0415 - see _failed_statuses
+
     numbers = figures(result)
     text = Text()
     text.append(f"wall {seconds_text(numbers.wall)}, work {seconds_text(numbers.work)}, ")
@@ -267,6 +277,8 @@ def _columns(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def _failed_block(task: TaskResult) -> Text:
+    from ptx.report import log_tail  # noqa: PLC0415 - see _failed_statuses
+
     code = "" if task.exit_code is None else f" (exit {task.exit_code})"
     text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
     text.append(Text(f"{task.command or ''}\n", style="dim"))

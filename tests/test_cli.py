@@ -273,3 +273,46 @@ def test_validate_checks_resource_requests_made_in_the_config(demo: Path) -> Non
     assert code == 1
     assert "task 3: error PTX122: task 3 requests 2 of 'db', whose capacity is 1" in out
     assert "warning PTX114: config tasks.99 names no task of tag 'master'" in out
+
+
+# What each invocation must not import: start-up is paid by every task of a benchmark and every
+# call from a script, so an option not given must not cost its modules.
+_NEVER_PLAIN = ("yaml", "rich.live", "rich.table", "ptx.live", "ptx.tail", "ptx.configview")
+_NOT_WITHOUT_OUTPUTS = ("ptx.ci", "ptx.metrics", "ptx.trace", "prometheus_client", "dask")
+_RUN_MACHINERY = ("ptx.workflow", "ptx.runner", "ptx.journal", "ptx.events", "ptx.report")
+
+
+@pytest.mark.parametrize(
+    ("command", "unwanted"),
+    [
+        (["run", "-q", "-f", "tasks.json"], (*_NEVER_PLAIN, *_NOT_WITHOUT_OUTPUTS, "ptx.export")),
+        (["validate", "-f", "tasks.json"], (*_NEVER_PLAIN, *_NOT_WITHOUT_OUTPUTS, *_RUN_MACHINERY)),
+        (["--version"], (*_NEVER_PLAIN, *_NOT_WITHOUT_OUTPUTS, *_RUN_MACHINERY, "ptx.export")),
+    ],
+    ids=["run", "validate", "version"],
+)
+def test_an_invocation_imports_only_what_it_needs(
+    tmp_path: Path, command: list[str], unwanted: tuple[str, ...]
+) -> None:
+    task = {"id": 1, "title": "t", "dependencies": [], "metadata": {"ptx": {"command": ["true"]}}}
+    (tmp_path / "tasks.json").write_text(json.dumps({"tasks": [task]}))
+    loaded = tmp_path / "modules.json"
+    script = (
+        "import json, sys\n"
+        "from ptx.cli import main\n"
+        f"code = main({command!r})\n"
+        f"open({str(loaded)!r}, 'w').write(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    # No config file, outputs or GitHub step summary from the environment: a plain invocation.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PTX_") and key != "GITHUB_STEP_SUMMARY"
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, check=True
+    )
+    code, modules = json.loads(loaded.read_text())
+    assert code == 0, done.stderr
+    packages = {name.split(".")[0] for name in modules}
+    assert [name for name in unwanted if name in modules or name in packages] == []

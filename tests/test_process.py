@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
-from ptx import process
+from ptx import process, proctree, spawn
 from ptx.process import (
     ProcessOutcome,
     ProcessSpec,
@@ -426,3 +426,57 @@ def test_kill_stale_group_finds_members_of_a_leaderless_group(tmp_path: Path) ->
 def test_kill_stale_group_refuses_special_pgids(pgid: int) -> None:
     assert not kill_stale_group(pgid, 0.0, grace=0.1)
     assert not group_alive(pgid, 0.0)
+
+
+# --- the leader's start time, as recorded for a later run to recognise the group
+
+
+@pytest.mark.parametrize("way", ["posix_spawn", "popen"])
+def test_create_time_is_what_proc_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    # Enough spawns that some straddle a clock tick and take the /proc fallback.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(tmp_path if way == "posix_spawn" else elsewhere)
+    for _ in range(50):
+        child = process.spawn(_spec(tmp_path, ("sleep", "5")))
+        assert isinstance(child, process.Child)
+        try:
+            assert isinstance(child.leader.proc, spawn.Spawned) == (way == "posix_spawn")
+            from_proc = proctree.create_time(child.pgid)
+
+            assert child.create_time == pytest.approx(from_proc, abs=1e-9)
+        finally:
+            child.close()
+
+
+@pytest.fixture
+def sleeper(tmp_path: Path) -> Iterator[int]:
+    """The pid of a running `sleep`, started by ptx and ended at teardown."""
+    child = process.spawn(_spec(tmp_path, ("sleep", "30")))
+    assert isinstance(child, process.Child)
+    yield child.pgid
+    child.close()
+
+
+def test_create_time_between_readings_in_one_tick_needs_no_proc(sleeper: int) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    tick = 500  # five seconds after boot: long before this process started
+    before, after = (tick + 0.1) / ticks, (tick + 0.9) / ticks
+
+    created = proctree.create_time_between(sleeper, before, after)
+
+    assert created == pytest.approx(psutil.boot_time() + tick / ticks, abs=1e-9)
+    assert created != pytest.approx(proctree.create_time(sleeper), abs=1.0)
+
+
+def test_create_time_between_readings_in_two_ticks_reads_proc(sleeper: int) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    tick = 500
+    before, after = (tick + 0.9) / ticks, (tick + 1.1) / ticks
+
+    created = proctree.create_time_between(sleeper, before, after)
+
+    assert created == pytest.approx(proctree.create_time(sleeper), abs=1e-9)
+    assert created == pytest.approx(psutil.Process(sleeper).create_time(), abs=1e-9)
