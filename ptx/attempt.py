@@ -126,18 +126,26 @@ class Attempts:
             timeout = min(timeout, max(0.0, soonest - time.monotonic()))
         if timeout > 0:
             self.journal.flush()  # nothing recorded waits in memory while this thread waits
+        if self._poll(timeout):  # a pool thread puts its result in the inbox, then wakes us
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.ended.append(self.inbox.get_nowait())
+        if self.watched:
+            self._hand_over_due()
+        ended, self.ended = self.ended, []
+        return ended
+
+    def _poll(self, timeout: float) -> bool:
+        """Reap the watched commands that ended; True if a pool thread delivered a result."""
+        delivered = False
         for fd, _ in self.poller.poll(math.ceil(timeout * 1000)):
             if fd == self.wake_read:
+                delivered = True
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_read, 4096)
             elif fd in self.watched:
                 self._reap(self.watched[fd])
-        self._hand_over_due()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self.ended.append(self.inbox.get_nowait())
-        ended, self.ended = self.ended, []
-        return ended
+        return delivered
 
     def hand_over_all(self) -> None:
         """Give every watched command to a pool thread (a stop is ended there, with its grace)."""

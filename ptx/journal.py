@@ -128,6 +128,8 @@ class Journal:
 
     def flush(self) -> None:
         """Commit the ends recorded `later`; call before waiting for anything."""
+        if not self._open:  # read unlocked: only the thread that records `later` sets it
+            return
         with self._guarded():
             pass
 

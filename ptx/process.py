@@ -9,13 +9,13 @@ import select
 import signal
 import subprocess
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, cast
 
 import psutil
 
 from ptx import proctree
 from ptx import spawn as spawn_
+from ptx.logfile import LogFile
 from ptx.processtypes import ProcessOutcome, ProcessSpec, Stop
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
     """Start the attempt's process, or say why it could not start (never raises for that)."""
     started_at = time.time()
     try:
-        log = _open_log(spec.log_path)
+        log = LogFile(spec.log_path)
     except OSError as exc:
         return ProcessOutcome.never_ran(
             f"cannot open log {spec.log_path}: {exc.strerror}",
@@ -77,8 +77,10 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
         after = proctree.boot_clock()
     except OSError as exc:
         message, code = _spawn_error(spec, exc)
-        with log:
-            _note(log, message)
+        try:
+            log.note(message)
+        finally:
+            log.close()
         return ProcessOutcome.never_ran(message, exit_code=code, started_at=started_at)
     except BaseException:
         log.close()
@@ -99,7 +101,7 @@ class Child:
         self,
         spec: ProcessSpec,
         leader: _Leader,
-        log: BinaryIO,
+        log: LogFile,
         started_at: float,
         forked: tuple[float, float],
     ) -> None:
@@ -136,8 +138,10 @@ class Child:
         return self._outcome(timed_out=False, interrupted=False, over=None)
 
     def supervise(self, stop: Stop) -> ProcessOutcome:
-        """Block until no process of the group is left, ending it on deadline, limit or stop."""
+        """Block until no process of the group is left, ending it on deadline, limit or stop.
+        The log gets its name now: a command that runs this long may be watched with tail -f."""
         try:
+            self.log.publish()
             return self._supervise(stop)
         finally:
             self.close()
@@ -158,8 +162,8 @@ class Child:
         elif over is not None:
             # No grace period: in one, the tree could go on growing past the limit.
             limit = f"{(spec.memory_limit or 0) / 2**20:.0f} MiB"
-            _note(
-                log, f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree"
+            log.note(
+                f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree"
             )
             _end(leader, proctree.find_escapees(leader.pgid), 0.0, stop, log, term=False)
         else:
@@ -168,7 +172,7 @@ class Child:
             why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
             immediate = stop.immediate  # read once: the note must say what is really sent
             sent = "SIGKILL" if immediate else "SIGTERM"
-            _note(log, f"{why}: {sent} to process group {leader.pgid}")
+            log.note(f"{why}: {sent} to process group {leader.pgid}")
             escapees = proctree.find_escapees(leader.pgid)
             _end(leader, escapees, spec.grace, stop, log, term=not immediate)
         return self._outcome(timed_out=timed_out, interrupted=interrupted, over=over)
@@ -187,17 +191,9 @@ class Child:
         )
 
 
-def _open_log(path: str) -> BinaryIO:
-    try:
-        return open(path, "ab", buffering=0)  # noqa: PTH123 - one per attempt: kept lean
-    except FileNotFoundError:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return Path(path).open("ab", buffering=0)
-
-
-def _spawn(spec: ProcessSpec, log: BinaryIO) -> spawn_.Process:
+def _spawn(spec: ProcessSpec, log: LogFile) -> spawn_.Process:
     # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
-    return spawn_.start(spec.argv, spec.cwd, spec.env, log)
+    return spawn_.start(spec.argv, spec.cwd, spec.env, log.fd)
 
 
 def _spawn_error(spec: ProcessSpec, exc: OSError) -> tuple[str, int]:
@@ -206,15 +202,6 @@ def _spawn_error(spec: ProcessSpec, exc: OSError) -> tuple[str, int]:
     if exc.filename is not None and exc.filename == spec.cwd != spec.argv[0]:
         return f"cannot start {spec.argv[0]}: working directory {spec.cwd}: {reason}", code
     return f"cannot start {spec.argv[0]}: {reason}", code
-
-
-def _note(log: BinaryIO, text: str) -> None:
-    """Append a `[ptx]` line to the log, on a line of its own."""
-    size = os.fstat(log.fileno()).st_size
-    # The log is open for append only (the child shares it), so peek through a reader.
-    with Path(log.name).open("rb") as reader:
-        starts_line = size == 0 or os.pread(reader.fileno(), 1, size - 1) == b"\n"
-    log.write(("" if starts_line else "\n").encode() + f"[ptx] {text}\n".encode())
 
 
 class _Leader:
@@ -306,15 +293,14 @@ def _await_leader(
             return rss
 
 
-def _sweep(leader: _Leader, grace: float, stop: Stop, log: BinaryIO) -> None:
+def _sweep(leader: _Leader, grace: float, stop: Stop, log: LogFile) -> None:
     """The command ended on its own: end whatever it left running in its group."""
     left = proctree.live_members(leader.pgid, ())
     if left:
         immediate = stop.immediate
-        left_text = f"command ended, {len(left)} process(es) left"
-        _note(
-            log,
-            f"{left_text}: {'SIGKILL' if immediate else 'SIGTERM'} to process group {leader.pgid}",
+        sent = "SIGKILL" if immediate else "SIGTERM"
+        log.note(
+            f"command ended, {len(left)} process(es) left: {sent} to process group {leader.pgid}"
         )
         _end(leader, (), grace, stop, log, term=not immediate)
 
@@ -324,7 +310,7 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
     escapees: tuple[psutil.Process, ...],
     grace: float,
     stop: Stop,
-    log: BinaryIO,
+    log: LogFile,
     *,
     term: bool = True,
 ) -> None:
@@ -338,7 +324,7 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
             proctree.wait_gone(pgid, escapees, deadline, stop.immediate_fd)
         if leader.proc.returncode is None or proctree.live_members(pgid, escapees):
             why = "stop requested again" if stop.immediate else f"still running after {grace:g} s"
-            _note(log, f"{why}: SIGKILL to process group {pgid}")
+            log.note(f"{why}: SIGKILL to process group {pgid}")
     _kill_group(leader, escapees)
 
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -42,15 +42,16 @@ class Process(Protocol):
     def wait(self, timeout: float | None = None) -> int: ...
 
 
-def start(argv: Sequence[str], cwd: str, env: Mapping[str, str], log: BinaryIO) -> Process:
-    """Start `argv` in a new session, stdin from /dev/null, stdout and stderr to `log`."""
-    executable = _direct(argv[0], cwd, env, log.fileno())
-    if executable is not None:
+def start(argv: Sequence[str], cwd: str, env: Mapping[str, str], log: int) -> Process:
+    """Start `argv` in a new session, stdin from /dev/null, stdout and stderr to the open
+    file descriptor `log`."""
+    how = _direct(argv[0], cwd, env, log)
+    if how is not None:
         _seal_inherited_fds()
         try:
-            return Spawned(_posix_spawn(executable, argv, env, log.fileno()))
+            return Spawned(_posix_spawn(*how, argv, env, log))
         except OSError:
-            pass  # e.g. a script whose interpreter is missing: Popen tries the rest of PATH
+            pass  # not found, or e.g. a missing interpreter: Popen says which, exactly
     # No preexec_fn: it would disable CPython's vfork fast path.
     return subprocess.Popen(
         argv,
@@ -64,8 +65,10 @@ def start(argv: Sequence[str], cwd: str, env: Mapping[str, str], log: BinaryIO) 
     )
 
 
-def _posix_spawn(executable: str, argv: Sequence[str], env: Mapping[str, str], log: int) -> int:
-    return os.posix_spawn(
+def _posix_spawn(
+    executable: str, search: bool, argv: Sequence[str], env: Mapping[str, str], log: int
+) -> int:
+    return (os.posix_spawnp if search else os.posix_spawn)(
         executable,
         list(argv),
         env,
@@ -79,18 +82,21 @@ def _posix_spawn(executable: str, argv: Sequence[str], env: Mapping[str, str], l
     )
 
 
-def _direct(program: str, cwd: str, env: Mapping[str, str], log: int) -> str | None:
-    """The executable posix_spawn may start for `program`, or None when Popen must: another
-    working directory, a log on descriptors 0-2 (Popen moves it out of the way first), or a
-    program that is not on the child's PATH (Popen says why)."""
+def _direct(program: str, cwd: str, env: Mapping[str, str], log: int) -> tuple[str, bool] | None:
+    """How posix_spawn may start `program`: the executable, and whether posix_spawnp is to
+    search PATH for it (it searches ptx's PATH, so only when the child's is the same). None
+    when Popen must: another working directory, a log on descriptors 0-2 (Popen moves it
+    out of the way first), or a program not found on the child's PATH (Popen says why)."""
     if not hasattr(os, "posix_spawn") or log <= 2 or not _same_directory(cwd):
         return None
     if os.sep in program:
-        return program
-    for directory in os.get_exec_path(env):  # the child's PATH, as Popen searches it
+        return program, False
+    if env.get("PATH") == os.environ.get("PATH"):
+        return program, True
+    for directory in os.get_exec_path(env):  # the child's own PATH, as Popen searches it
         candidate = os.path.join(directory, program)  # noqa: PTH118 - per spawn: kept lean
         if os.access(candidate, os.X_OK) and os.path.isfile(candidate):  # noqa: PTH113
-            return candidate
+            return candidate, False
     return None
 
 

@@ -56,7 +56,8 @@ class _Starter:
         self, argv: Sequence[str], cwd: str, env: Mapping[str, str] | None = None
     ) -> spawn.Process:
         with self.log_path.open("ab", buffering=0) as log:  # the child keeps its own copy
-            proc = spawn.start(argv, cwd, {"PATH": os.environ["PATH"]} if env is None else env, log)
+            environment = {"PATH": os.environ["PATH"]} if env is None else env
+            proc = spawn.start(argv, cwd, environment, log.fileno())
         self.started.append(proc)
         return proc
 
@@ -347,7 +348,7 @@ import os, sys
 from ptx import spawn
 os.close(0)
 log = open(sys.argv[1], "ab", buffering=0)
-proc = spawn.start(("/bin/sh", "-c", "echo hello"), os.getcwd(), {}, log)
+proc = spawn.start(("/bin/sh", "-c", "echo hello"), os.getcwd(), {}, log.fileno())
 print(log.fileno(), type(proc).__name__, proc.wait())
 """
 
