@@ -82,6 +82,10 @@ def _proc_fds() -> int:
     return os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
+if hasattr(os, "register_at_fork"):  # a forked child must not look into its parent's table
+    os.register_at_fork(after_in_child=_proc_fds.cache_clear)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

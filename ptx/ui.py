@@ -284,7 +284,10 @@ def _failed_block(task: TaskResult) -> Text:
     text.append(Text(f"{task.command or ''}\n", style="dim"))
     for line in log_tail(task.log):
         text.append(Text(line + "\n"))
-    text.append(Text(f"full log: {_relative(task.log) if task.log else '-'}", style="dim"))
+    if task.log and os.path.exists(task.log):  # noqa: PTH110 - ui.py works on str paths
+        text.append(Text(f"full log: {_relative(task.log)}", style="dim"))
+    else:  # a log is only kept once something was written to it (see logfile.py)
+        text.append(Text("no output", style="dim"))
     return text
 
 

@@ -22,6 +22,7 @@ import yaml
 from watch import wait_with_peak_rss
 
 from ptx.journal import Journal
+from ptx.logfile import LogFile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -780,3 +781,103 @@ def test_with_nothing_left_to_run_ptx_says_so_and_succeeds(tmp_path: Path) -> No
     assert (first.returncode, again.returncode) == (0, 0), first.stderr
     assert "nothing to run: every selected task is done already or blocked" in again.stdout
     assert "lowered to" not in first.stderr + again.stderr  # nobody asked for more than -j allows
+
+
+# --- log files: kept when a task printed or ran long enough to watch ---------------------------
+
+unnamed_logs = pytest.mark.skipif(
+    not LogFile.unnamed, reason="no O_TMPFILE here: every log is named at once"
+)
+
+
+@unnamed_logs
+def test_a_log_is_kept_only_if_its_task_printed_or_ran_long_enough_to_watch(
+    tmp_path: Path,
+) -> None:
+    # 1 s: far past the 50 ms after which the command is handed over and its log named, even
+    # if the scheduler thread is slow to get to it.
+    tasks = [task(1, "true"), task(2, "echo hello"), task(3, "exit 3"), task(4, "sleep 1")]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "-j", "4", "--report-json", "report.json")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    entries = read_report(root / "report.json")["tasks"]
+    assert {entry["id"]: entry["status"] for entry in entries} == {
+        "1": "succeeded",
+        "2": "succeeded",
+        "3": "failed",
+        "4": "succeeded",
+    }
+    # The report names every log where it is or would be; only two were kept.
+    logs = {entry["id"]: Path(entry["log"]) for entry in entries}
+    (log_dir,) = {path.parent for path in logs.values()}
+    assert {unit: path.name for unit, path in logs.items()} == {
+        unit: f"{unit}.log" for unit in ("1", "2", "3", "4")
+    }
+    assert sorted(path.name for path in log_dir.iterdir()) == ["2.log", "4.log"]
+    assert logs["2"].read_text() == "hello\n"
+    assert logs["4"].read_text() == ""
+    # The failed task printed nothing: its block says so instead of naming a missing file.
+    assert result.stdout.endswith("FAILED: 3 failed (exit 3)\nexit 3\nno output\n")
+    assert "full log" not in result.stdout
+    again = ptx(root, "report")
+    assert (again.returncode, again.stdout) == (0, result.stdout)
+
+
+_WITHOUT_O_TMPFILE = """
+import sys
+from ptx import cli
+from ptx.logfile import LogFile
+LogFile.unnamed = False
+sys.exit(cli.main(["run", "-j", "2"]))
+"""
+
+
+def test_without_o_tmpfile_every_log_is_named_at_once(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true"), task(2, "exit 3")])
+    result = python(root, _WITHOUT_O_TMPFILE)
+    assert result.returncode == 1, result.stderr
+    (log_dir,) = (root / ".ptx" / "logs").iterdir()
+    assert {path.name: path.read_text() for path in log_dir.iterdir()} == {"1.log": "", "2.log": ""}
+    relative = (log_dir / "2.log").relative_to(root)
+    assert result.stdout.endswith(f"FAILED: 2 failed (exit 3)\nexit 3\nfull log: {relative}\n")
+
+
+def test_the_log_of_a_running_task_can_be_followed_by_its_name(
+    tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    go = tmp_path / "go"
+    wait = f"echo $$ >> {q(pid_file)}; while [ ! -e {q(go)} ]; do sleep 0.02; done"
+    tasks = [
+        task(1, f"echo started; {wait}; echo done", ptx_timeout_seconds=HANG_GUARD),
+        task(2, wait, ptx_timeout_seconds=HANG_GUARD),  # prints nothing
+    ]
+    root = make_project(tmp_path, tasks)
+    background.append(proc := spawn(root, "run", "-j", "2"))
+
+    def log(unit: str) -> Path | None:
+        return next((root / ".ptx" / "logs").glob(f"*/{unit}.log"), None)
+
+    try:
+        wait_for(lambda: log("1") is not None and log("2") is not None, "both logs to be named")
+        first, second = log("1"), log("2")
+        assert first is not None
+        assert second is not None
+        seen = bytearray()
+        with first.open("rb") as follower:  # what tail -f does
+
+            def read_to(text: bytes) -> bool:
+                seen.extend(follower.read())
+                return text in seen
+
+            wait_for(lambda: read_to(b"started\n"), "task 1's first line")
+            assert proc.poll() is None  # both tasks wait for `go`: neither can have ended
+            assert second.read_bytes() == b""
+            go.touch()
+            assert proc.wait(HANG_GUARD) == 0
+            seen.extend(follower.read())
+    finally:
+        go.touch()
+    assert bytes(seen) == b"started\ndone\n"
+    assert first.read_bytes() == b"started\ndone\n"
+    assert second.read_bytes() == b""

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from test_run import HANG_GUARD, _environment, make_project, task
+from test_run import HANG_GUARD, _environment, make_project, ptx, task
 from watch import wait_with_peak_rss
 
 from ptx.events import Notice, Status, TaskFinished, TaskOutput, TaskStarted
@@ -131,3 +131,17 @@ def test_stream_with_200_mb_of_output_keeps_ptx_memory_bounded(tmp_path: Path) -
     output = [line.split(" ", 1)[1] for line in lines if " 1| " in line]
     assert output == ["1| " + "a" * MAX_LINE_BYTES + "…", "1| the end"]
     assert 0 < peak < 150 * 2**20
+
+
+def test_stream_shows_the_output_of_quick_tasks(tmp_path: Path) -> None:
+    # A quick command's log gets its name only as it is closed, after the command ended: the
+    # follower must still find it before the task's `succeeded` line.
+    tasks = [task(1, "echo hello"), task(2, "true"), task(3, "printf 'no newline'")]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "-j", "1", "--stream")
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(" ", 1)[1] for line in result.stderr.splitlines()]
+    assert [line for line in lines if "| " in line] == ["1| hello", "3| no newline"]
+    succeeded = {line.split()[1]: i for i, line in enumerate(lines) if line.startswith("succeeded")}
+    assert lines.index("1| hello") < succeeded["1"]
+    assert lines.index("3| no newline") < succeeded["3"]
