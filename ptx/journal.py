@@ -301,10 +301,8 @@ class Journal:
 
     def orphaned_attempts(self) -> list[AttemptRecord]:
         """Spawned, unended attempts of runs whose owner process is gone: their groups may live."""
-        owners_sql = (
-            "SELECT run_id, owner_pid, owner_create_time FROM runs"
-            " WHERE run_id IN (SELECT run_id FROM attempts WHERE ended_at IS NULL)"
-        )
+        # A run that ends has ended its attempts first: only open runs can have open attempts.
+        owners_sql = "SELECT run_id, owner_pid, owner_create_time FROM runs WHERE ended_at IS NULL"
         sql = _SELECT_ATTEMPTS + (
             " WHERE run_id = ? AND ended_at IS NULL AND pgid IS NOT NULL"
             " ORDER BY started_at, task, attempt"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = (
     """CREATE TABLE runs (
@@ -26,12 +26,14 @@ _SCHEMA = (
         exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
         PRIMARY KEY (run_id, task, attempt)
     ) WITHOUT ROWID""",
-    "CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL",
     """CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)
         WHERE status = 'succeeded'""",
 )
 # Schema 2 added the finished run's report (JSON), so `ptx report` prints it again exactly.
 _MIGRATE_1_TO_2 = "ALTER TABLE runs ADD COLUMN report TEXT"
+# Schema 3 dropped the index of open attempts: every attempt's start and end paid a page of
+# it in the WAL, and open runs (runs_open) lead to open attempts just as fast.
+_MIGRATE_2_TO_3 = "DROP INDEX IF EXISTS attempts_open"
 
 
 def ensure_schema(conn: sqlite3.Connection) -> int | None:
@@ -40,8 +42,9 @@ def ensure_schema(conn: sqlite3.Connection) -> int | None:
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return None
-    if version == 1:
-        conn.execute(_MIGRATE_1_TO_2)
+    if version in (1, 2):
+        for migration in (_MIGRATE_1_TO_2, _MIGRATE_2_TO_3)[version - 1 :]:
+            conn.execute(migration)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return None
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
