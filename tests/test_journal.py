@@ -190,9 +190,24 @@ def test_updating_an_unknown_attempt_or_status_fails(journal: Journal) -> None:
 def test_wal_mode_and_pragmas(journal: Journal, state: Path) -> None:
     assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert journal._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert journal._conn.execute("PRAGMA page_size").fetchone()[0] == 1024  # a new store
+    assert journal._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 80 * 1024
     with sqlite3.connect(state / DB_NAME) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
+
+
+def test_a_store_with_4k_pages_keeps_them_and_the_same_wal_bound(state: Path) -> None:
+    state.mkdir()
+    with sqlite3.connect(state / DB_NAME) as db:  # what an older ptx created
+        db.execute("PRAGMA page_size = 4096")
+        db.execute("PRAGMA journal_mode = WAL")
+    db.close()
+    with Journal.open(state) as journal:
+        assert journal._conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert journal._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 20 * 1024
+        run_id = journal.start_run(tag="m", jobs=1, tasks_file="t", argv=[])
+        assert journal.run(run_id) is not None
 
 
 def test_attempts_survive_sigkill_of_the_writer(state: Path) -> None:
