@@ -8,14 +8,25 @@ import secrets
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import psutil
 
 from ptx.errors import PtxError
 from ptx.proctree import run_owner_alive
-from ptx.schema import SCHEMA_VERSION, ensure_schema
+from ptx.schema import (
+    ATTEMPT_STATUSES,
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    SELECT_ATTEMPTS,
+    SELECT_RUNS,
+    AttemptRecord,
+    RunInfo,
+    attempt_record,
+    configure,
+    ensure_schema,
+    run_info,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -25,57 +36,11 @@ if TYPE_CHECKING:
 
 DB_NAME = "ptx.db"
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
-_PAGE_SIZE = 1024
-_CHECKPOINT_BYTES = 80 * 2**20  # of WAL at most between checkpoints
 BUSY_TIMEOUT_MS = 5000
-
-ATTEMPT_STATUSES = frozenset(
-    {"running", "succeeded", "failed", "timeout", "memory-exceeded", "interrupted", "skipped"}
-)
-RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "crashed"})
-
-_SELECT_RUNS = """
-    SELECT run_id, started_at, ended_at, status, tag, jobs, tasks_file, argv, resumed_from,
-        owner_pid, owner_create_time
-    FROM runs"""
-_SELECT_ATTEMPTS = """
-    SELECT run_id, task, attempt, command_hash, pgid, pgid_create_time, started_at, ended_at,
-        exit_code, status, log_path
-    FROM attempts"""
 
 
 class JournalError(PtxError):
     """The state store cannot be opened, read or written."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunInfo:
-    run_id: str
-    started_at: float
-    ended_at: float | None
-    status: str  # "running" until finish_run (or the reaper) closes the run
-    tag: str
-    jobs: int
-    tasks_file: str
-    argv: tuple[str, ...]
-    resumed_from: str | None
-    owner_pid: int
-    owner_create_time: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptRecord:
-    run_id: str
-    task: str
-    attempt: int
-    command_hash: str
-    pgid: int | None
-    pgid_create_time: float | None  # of the group leader: compare before killing a reused pgid
-    started_at: float
-    ended_at: float | None
-    exit_code: int | None
-    status: str
-    log_path: str
 
 
 class Journal:
@@ -272,9 +237,9 @@ class Journal:
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """The latest runs, newest first."""
-        sql = _SELECT_RUNS + " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        sql = SELECT_RUNS + " ORDER BY started_at DESC, run_id DESC LIMIT ?"
         with self._guarded() as conn:
-            return [_run_info(row) for row in conn.execute(sql, (limit,))]
+            return [run_info(row) for row in conn.execute(sql, (limit,))]
 
     def last_run(self) -> RunInfo | None:
         latest = self.runs(1)
@@ -282,9 +247,9 @@ class Journal:
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         """The attempts of one run, in the order they started."""
-        sql = _SELECT_ATTEMPTS + " WHERE run_id = ? ORDER BY started_at, task, attempt"
+        sql = SELECT_ATTEMPTS + " WHERE run_id = ? ORDER BY started_at, task, attempt"
         with self._guarded() as conn:
-            return [_attempt_record(row) for row in conn.execute(sql, (run_id,))]
+            return [attempt_record(row) for row in conn.execute(sql, (run_id,))]
 
     def succeeded_tasks(self, run_id: str) -> frozenset[str]:
         """Tasks that succeeded in this run or any run it resumed from, transitively."""
@@ -304,14 +269,14 @@ class Journal:
         """Spawned, unended attempts of runs whose owner process is gone: their groups may live."""
         # A run that ends has ended its attempts first: only open runs can have open attempts.
         owners_sql = "SELECT run_id, owner_pid, owner_create_time FROM runs WHERE ended_at IS NULL"
-        sql = _SELECT_ATTEMPTS + (
+        sql = SELECT_ATTEMPTS + (
             " WHERE run_id = ? AND ended_at IS NULL AND pgid IS NOT NULL"
             " ORDER BY started_at, task, attempt"
         )
         with self._guarded() as conn:
             owners = conn.execute(owners_sql).fetchall()
             dead = [run_id for run_id, pid, created in owners if not run_owner_alive(pid, created)]
-            return [_attempt_record(row) for run_id in dead for row in conn.execute(sql, (run_id,))]
+            return [attempt_record(row) for run_id in dead for row in conn.execute(sql, (run_id,))]
 
     def mark_orphans_reaped(self, records: Sequence[AttemptRecord], *, ended_at: float) -> None:
         """End `records` as interrupted, and close every run whose owner is gone as crashed.
@@ -361,28 +326,16 @@ class Journal:
 
     @staticmethod
     def _fetch_run(conn: sqlite3.Connection, run_id: str) -> RunInfo | None:
-        sql = _SELECT_RUNS + " WHERE run_id = ?"
+        sql = SELECT_RUNS + " WHERE run_id = ?"
         row = conn.execute(sql, (run_id,)).fetchone()
-        return None if row is None else _run_info(row)
+        return None if row is None else run_info(row)
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Set the connection's pragmas and create or check the schema."""
     try:
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # Only a new, empty store takes it (and only before WAL mode): each commit of an
-        # attempt writes a few small rows, so 1 KiB pages put 2.5x fewer bytes in the WAL
-        # than 4 KiB ones, and the checkpoint at close copies back a quarter as much.
-        conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # A run commits once per attempt; checkpointing every 1,000 pages (the default)
-        # fsyncs the database dozens of times in a run of thousands of tasks, with the
-        # scheduler waiting. The WAL is checkpointed once, when the journal closes.
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]  # older stores: 4 KiB
-        conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_BYTES // page_size}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
         conn.execute("BEGIN IMMEDIATE")  # two ptx creating the schema at once must not both try
         try:
             unusable = ensure_schema(conn)
@@ -412,12 +365,3 @@ def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:
 def _check_status(status: str, allowed: frozenset[str]) -> None:
     if status not in allowed:
         raise ValueError(f"unknown status {status!r}; expected one of {sorted(allowed)}")
-
-
-def _run_info(row: sqlite3.Row) -> RunInfo:
-    fields = dict(zip(row.keys(), row, strict=True))
-    return RunInfo(**{**fields, "argv": tuple(json.loads(fields["argv"]))})
-
-
-def _attempt_record(row: sqlite3.Row) -> AttemptRecord:
-    return AttemptRecord(**dict(zip(row.keys(), row, strict=True)))

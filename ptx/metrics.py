@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
     from ptx.events import RunResult
-    from ptx.journal import AttemptRecord
+    from ptx.schema import AttemptRecord
 
 JOB = "ptx"
 PUSH_TIMEOUT_SECONDS = 10.0

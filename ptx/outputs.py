@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ptx.events import RunResult
-    from ptx.journal import AttemptRecord, Journal
+    from ptx.journal import Journal
+    from ptx.schema import AttemptRecord
 
 
 class OutputError(PtxError):

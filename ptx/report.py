@@ -15,8 +15,8 @@ from ptx.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
 from ptx.model import id_key
 
 if TYPE_CHECKING:
-    from ptx.journal import RunInfo
     from ptx.model import TaskId
+    from ptx.schema import RunInfo
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ptx.events import RunResult
-    from ptx.journal import AttemptRecord
+    from ptx.schema import AttemptRecord
 
 PID = 1
 MICROSECONDS = 1_000_000

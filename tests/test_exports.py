@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_run import HANG_GUARD, _environment, attempts, make_project, read_report, task
 
 from ptx.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
-from ptx.journal import AttemptRecord
+from ptx.schema import AttemptRecord
 from ptx.trace import chrome_trace, worker_slots
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from ptx.logfile import LogFile
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
-    from ptx.journal import AttemptRecord
+    from ptx.schema import AttemptRecord
 
 HANG_GUARD = 30.0  # generous upper bound that only catches hangs
 CORPUS = Path("/work/shared/corpus/taskmaster")
