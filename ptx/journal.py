@@ -37,6 +37,20 @@ if TYPE_CHECKING:
 DB_NAME = "ptx.db"
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
 BUSY_TIMEOUT_MS = 5000
+_ESTIMATE_BATCH = 500  # tasks per statement: 1,002 parameters, far below SQLite's limit
+# For each wanted (task, command hash): the mean of its last ESTIMATE_WINDOW successes in
+# the tag, found through the attempts_history index newest first.
+_ESTIMATES_SQL = """
+    WITH wanted (task, command_hash) AS (VALUES {wanted})
+    SELECT w.task, (
+        SELECT avg(duration) FROM (
+            SELECT a.ended_at - a.started_at AS duration
+            FROM attempts AS a JOIN runs AS r USING (run_id)
+            WHERE a.task = w.task AND a.command_hash = w.command_hash
+                AND a.status = 'succeeded' AND r.tag = ?
+            ORDER BY a.ended_at DESC LIMIT ?
+        )
+    ) FROM wanted AS w"""
 
 
 class JournalError(PtxError):
@@ -309,19 +323,19 @@ class Journal:
         """Mean duration of each task's last successful attempts with its current command.
 
         Only attempts with the given command hash count, so changing a command resets its
-        history; tasks with no such attempt are absent.
+        history; tasks with no such attempt are absent. Tasks are asked for in batches, each
+        one statement: a query per task cost 9 us of Python per task (0.9 s for 100,000).
         """
-        sql = """
-            SELECT a.ended_at - a.started_at FROM attempts AS a JOIN runs AS r USING (run_id)
-            WHERE a.task = ? AND a.command_hash = ? AND a.status = 'succeeded' AND r.tag = ?
-            ORDER BY a.ended_at DESC LIMIT ?"""
+        pairs = list(command_hashes.items())
         result: dict[str, float] = {}
         with self._guarded() as conn:
-            for task, command_hash in command_hashes.items():
-                params = (task, command_hash, tag, ESTIMATE_WINDOW)
-                durations = [row[0] for row in conn.execute(sql, params)]
-                if durations:
-                    result[task] = sum(durations) / len(durations)
+            for start in range(0, len(pairs), _ESTIMATE_BATCH):
+                batch = pairs[start : start + _ESTIMATE_BATCH]
+                wanted = ", ".join("(?, ?)" for _ in batch)
+                params = [value for pair in batch for value in pair]
+                sql = _ESTIMATES_SQL.format(wanted=wanted)  # only "(?, ?)" groups go in
+                rows = conn.execute(sql, (*params, tag, ESTIMATE_WINDOW))
+                result.update((task, mean) for task, mean in rows if mean is not None)
         return result
 
     @staticmethod

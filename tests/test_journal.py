@@ -389,3 +389,26 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
     db.close()
     assert "attempts_open" not in indexes
     assert "attempts_history" in indexes
+
+
+def test_estimates_of_more_tasks_than_one_statement_asks_for(journal: Journal) -> None:
+    run_id = journal.start_run(tag="m", jobs=1, tasks_file="t", argv=[])
+    count = 1_203  # three batches, the last one partial
+    for number in range(count):
+        task = str(number)
+        journal.attempt_started(
+            run_id=run_id, task=task, attempt=1, command_hash="h", log_path="l", started_at=0.0
+        )
+        journal.attempt_ended(
+            run_id=run_id,
+            task=task,
+            attempt=1,
+            ended_at=float(number),
+            exit_code=0,
+            status="succeeded",
+        )
+    hashes = {str(number): "h" for number in range(count)} | {"missing": "h"}
+
+    found = journal.estimates("m", hashes)
+
+    assert found == {str(number): pytest.approx(float(number)) for number in range(count)}
