@@ -33,6 +33,20 @@ class Figures:
 
 
 def figures(result: RunResult) -> Figures:
+    """The run's figures. The journal's report, the screen and each export all ask for them,
+    and a longest path and level-barrier schedule over thousands of tasks is not free: the
+    figures of the last result asked for are kept."""
+    if _last_figures and _last_figures[0][0] is result:
+        return _last_figures[0][1]
+    numbers = _figures(result)
+    _last_figures[:] = [(result, numbers)]
+    return numbers
+
+
+_last_figures: list[tuple[RunResult, Figures]] = []  # results are immutable
+
+
+def _figures(result: RunResult) -> Figures:
     durations = {task.id: task.duration or 0.0 for task in result.tasks}
     wall = max(result.ended_at - result.started_at, 1e-9)
     work = sum(durations.values())
