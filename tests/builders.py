@@ -1,10 +1,14 @@
-"""Hand-built tasks and task lists for the graph-level tests."""
+"""Hand-built tasks and task lists for the graph-level tests, and small shared helpers."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from ptx.model import Task, TaskList
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def task(task_id: str, *deps: str, status: str = "pending", priority: str = "medium") -> Task:
@@ -28,3 +32,8 @@ def tasklist(*tasks: Task, tag: str = "master") -> TaskList:
             children.setdefault(t.parent, []).append(t.id)
     filled = [dataclasses.replace(t, subtasks=tuple(children.get(t.id, ()))) for t in tasks]
     return TaskList(tag=tag, tasks=tuple(filled))
+
+
+def pids_in(path: Path) -> list[int]:
+    """The pids commands wrote to `path`, none if it was never written."""
+    return [int(word) for word in path.read_text().split()] if path.exists() else []

@@ -119,16 +119,6 @@ def long_watch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(attempt, "WATCH_SECONDS", 10 * HANG_GUARD)
 
 
-@pytest.fixture
-def pid_file(tmp_path: Path) -> Iterator[Path]:
-    """A file the command writes a pid to; that process is killed at teardown if still there."""
-    path = tmp_path / "pids"
-    yield path
-    for word in path.read_text().split() if path.exists() else ():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(word), signal.SIGKILL)
-
-
 def _live(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -3,10 +3,8 @@ keeping. Real files, real descriptors, real processes."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from ptx.logfile import LogFile
 from ptx.process import ProcessOutcome, Stop
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 HANG_GUARD = 10.0  # generous upper bound that only catches hangs
 
@@ -40,16 +38,6 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"waited {HANG_GUARD:g} s for {what}")
         time.sleep(0.01)
-
-
-@pytest.fixture
-def pid_file(tmp_path: Path) -> Iterator[Path]:
-    """Where a command records pids; whatever a failing test left alive is killed afterwards."""
-    path = tmp_path / "pids"
-    yield path
-    for word in path.read_text().split() if path.exists() else ():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(word), signal.SIGKILL)
 
 
 # --- unnamed until published --------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
+from builders import pids_in
 
 from ptx import process, proctree, spawn
 from ptx.process import (
@@ -39,22 +40,6 @@ def waiting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "polling":
         monkeypatch.setattr(process, "_pidfd_open", lambda _pid: None)
     return str(request.param)
-
-
-@pytest.fixture
-def pid_file(tmp_path: Path) -> Iterator[Path]:
-    """A file the child shell appends its pids to; whatever is left is killed at teardown."""
-    path = tmp_path / "pids"
-    yield path
-    for pid in _pids(path):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _pids(path: Path) -> list[int]:
-    if not path.exists():
-        return []
-    return [int(word) for word in path.read_text().split()]
 
 
 def _live(pid: int) -> bool:
@@ -163,8 +148,8 @@ def test_timeout_kills_the_whole_tree(tmp_path: Path, pid_file: Path) -> None:
     assert not outcome.interrupted
     assert outcome.signal == signal.SIGTERM
     assert outcome.exit_code is None
-    assert len(_pids(pid_file)) == 2
-    assert not any(_live(pid) for pid in _pids(pid_file))
+    assert len(pids_in(pid_file)) == 2
+    assert not any(_live(pid) for pid in pids_in(pid_file))
     assert f"[ptx] timed out after 1 s: SIGTERM to process group {outcome.pid}\n" in _log(spec)
 
 
@@ -180,8 +165,8 @@ def test_a_group_that_ignores_term_is_killed_after_grace(tmp_path: Path, pid_fil
     assert time.monotonic() - began < 0.5 + 0.5 + HANG_GUARD
     assert outcome.timed_out
     assert outcome.signal == signal.SIGKILL
-    assert len(_pids(pid_file)) == 2
-    assert not any(_live(pid) for pid in _pids(pid_file))
+    assert len(pids_in(pid_file)) == 2
+    assert not any(_live(pid) for pid in pids_in(pid_file))
     assert "still running after 0.5 s: SIGKILL to process group" in _log(spec)
 
 
@@ -193,8 +178,8 @@ def test_background_child_of_a_successful_command_is_ended(tmp_path: Path, pid_f
 
     assert outcome.exit_code == 0
     assert not outcome.timed_out
-    assert len(_pids(pid_file)) == 1
-    assert not _live(_pids(pid_file)[0])
+    assert len(pids_in(pid_file)) == 1
+    assert not _live(pids_in(pid_file)[0])
     assert "command ended, 1 process(es) left: SIGTERM to process group" in _log(spec)
 
 
@@ -208,8 +193,8 @@ def test_a_child_that_left_the_session_is_killed_on_timeout(tmp_path: Path, pid_
     outcome = run_process(spec, Stop())
 
     assert outcome.timed_out
-    assert len(_pids(pid_file)) == 1
-    assert not _live(_pids(pid_file)[0])
+    assert len(pids_in(pid_file)) == 1
+    assert not _live(pids_in(pid_file)[0])
 
 
 def _stop_later(stop: Stop, requests: tuple[bool, ...]) -> threading.Thread:
@@ -239,7 +224,7 @@ def test_graceful_stop_from_another_thread(tmp_path: Path, pid_file: Path) -> No
     assert outcome.signal == signal.SIGTERM
     assert stop.requested
     assert not stop.immediate
-    assert not any(_live(pid) for pid in _pids(pid_file))
+    assert not any(_live(pid) for pid in pids_in(pid_file))
     assert f"[ptx] interrupted: SIGTERM to process group {outcome.pid}\n" in _log(spec)
 
 
@@ -261,7 +246,7 @@ def test_immediate_stop_does_not_wait_for_grace(
     assert outcome.interrupted
     assert outcome.signal == signal.SIGKILL
     assert stop.immediate
-    assert not any(_live(pid) for pid in _pids(pid_file))
+    assert not any(_live(pid) for pid in pids_in(pid_file))
     assert "SIGKILL to process group" in _log(spec)
 
 
