@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 import yaml
+from builders import pids_in
 from watch import wait_with_peak_rss
 
 from ptx.journal import Journal
@@ -153,25 +153,11 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def pids_in(path: Path) -> list[int]:
-    return [int(word) for word in lines(path)]
-
-
 def alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-@pytest.fixture
-def pid_file(tmp_path: Path) -> Iterator[Path]:
-    """Where tasks record their pids; whatever a failing test left alive is killed afterwards."""
-    path = tmp_path / "pids"
-    yield path
-    for pid in pids_in(path):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
