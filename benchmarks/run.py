@@ -97,10 +97,7 @@ print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, code)
 """
 
 
-# Commands run as a user's would: Python keeps the bytecode it compiles. A shell that sets
-# PYTHONDONTWRITEBYTECODE (this project's CI does) would otherwise have ptx, installed in
-# editable mode, recompile every module of its own on every start (~35 ms).
-ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+ENV = dags.ENV  # commands run as a user's would: see there
 
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -149,10 +148,6 @@ def task_environment(
 def write_task_json(task: Task, path: Path) -> None:
     """The task object exactly as read, for commands that want every field. On one line:
     only then does json use its C encoder, and this is written for every task."""
-    data = memoryview((json.dumps(dict(task.raw), ensure_ascii=False) + "\n").encode())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        while data:
-            data = data[os.write(fd, data) :]
-    finally:
-        os.close(fd)
+    text = json.dumps(dict(task.raw), ensure_ascii=False) + "\n"
+    with open(path, "w", encoding="utf-8") as handle:  # noqa: PTH123 - per attempt: kept lean
+        handle.write(text)

@@ -73,7 +73,8 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
         )
     try:
         before = proctree.boot_clock()
-        proc = _spawn(spec, log)
+        # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
+        proc = spawn_.start(spec.argv, spec.cwd, spec.env, log.fd)
         after = proctree.boot_clock()
     except OSError as exc:
         message, code = _spawn_error(spec, exc)
@@ -189,11 +190,6 @@ class Child:
             pid=self.pgid,
             memory_exceeded=over is not None,
         )
-
-
-def _spawn(spec: ProcessSpec, log: LogFile) -> spawn_.Process:
-    # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
-    return spawn_.start(spec.argv, spec.cwd, spec.env, log.fd)
 
 
 def _spawn_error(spec: ProcessSpec, exc: OSError) -> tuple[str, int]:

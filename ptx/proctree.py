@@ -22,9 +22,8 @@ RUN_OWNER_SLACK = 1.0
 
 
 def create_time(pid: int) -> float:
-    """What psutil.Process(pid).create_time() says, read for every spawn: straight from
-    /proc/PID/stat on Linux, since psutil re-reads the boot time on each call (a tenth of a
-    no-op task's cost)."""
+    """What psutil.Process(pid).create_time() says: straight from /proc/PID/stat on Linux,
+    since psutil re-reads the boot time on each call (a tenth of a no-op task's cost)."""
     try:
         return _proc_create_time(pid)
     except (OSError, ValueError, IndexError):
