@@ -89,7 +89,7 @@ class Attempts:
         executor: Executor,
     ) -> None:
         self.config, self.journal, self.context = config, journal, context
-        self.scratch, self.stop, self.emit, self.submit = scratch, stop, emit, submit
+        self.scratch, self.stop, self.emit, self.submit = str(scratch), stop, emit, submit
         self.executor = executor
         self.watched: dict[int, _Watched] = {}  # by the leader's pidfd
         self.ended: list[Finished] = []  # ended in this thread, not yet returned by wait()
@@ -244,7 +244,7 @@ class Attempts:
             os.write(self.wake_write, b"\0")
 
     def _invocation(self, job: Job) -> commands.Invocation:
-        task_json = self.scratch / f"{job.task.id}.task.json"
+        task_json = f"{self.scratch}/{job.task.id}.task.json"  # per attempt: no pathlib
         call = commands.invocation(
             job.task,
             self.config,
@@ -253,7 +253,7 @@ class Attempts:
             task_json=task_json,
             options=job.options,
         )
-        if job.attempt == 1 or not task_json.exists():  # one per task and run, for all attempts
+        if job.attempt == 1 or not os.path.exists(task_json):  # noqa: PTH110 - one per task and run
             commands.write_task_json(job.task, task_json)
         return call
 

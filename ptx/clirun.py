@@ -185,7 +185,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Print the report of a past run again, as the run printed it, or export it."""
-    from ptx.report import result_from_dict  # noqa: PLC0415 - with ptx.events: ~8 ms of start-up
+    from ptx.report import reindented, result_from_dict  # noqa: PLC0415 - ~8 ms of start-up
 
     with handled(), _journal(file) as journal:
         if run_id and run_option and run_id != run_option:
@@ -199,7 +199,7 @@ def report(
             raise UsageError(f"run {info.run_id} has no report (status {info.status})")
         output = run_outputs.Format.json if as_json else output
         if output is run_outputs.Format.json:
-            State.ui.data(text)
+            State.ui.data(reindented(text))
         elif output is run_outputs.Format.text:
             result = result_from_dict(json.loads(text))
             State.ui.display_report(result, width=State.ui.report_width())

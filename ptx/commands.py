@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from ptx.logfile import write_all
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -104,7 +107,7 @@ def invocation(  # noqa: PLR0913 - the task, where it runs, and what its attempt
     context: RunContext,
     *,
     attempt: int,
-    task_json: Path,
+    task_json: str,
     options: TaskOptions | None = None,
 ) -> Invocation:
     """`options`: the task's effective options when the caller already has them."""
@@ -125,7 +128,7 @@ def invocation(  # noqa: PLR0913 - the task, where it runs, and what its attempt
 
 
 def task_environment(
-    task: Task, tag: str, run_id: str, attempt: int, task_json: Path
+    task: Task, tag: str, run_id: str, attempt: int, task_json: str
 ) -> dict[str, str]:
     """The PTX_* variables: task text reaches commands as data, never as code."""
     variables = {
@@ -136,7 +139,7 @@ def task_environment(
         "PTX_TASK_TEST_STRATEGY": task.test_strategy,
         "PTX_TASK_PRIORITY": task.priority,
         "PTX_TASK_PROMPT": prompt(task),
-        "PTX_TASK_JSON": str(task_json),
+        "PTX_TASK_JSON": task_json,
         "PTX_TAG": tag,
         "PTX_RUN_ID": run_id,
         "PTX_ATTEMPT": str(attempt),
@@ -145,9 +148,13 @@ def task_environment(
     return {name: value.replace("\0", "") for name, value in variables.items()}
 
 
-def write_task_json(task: Task, path: Path) -> None:
-    """The task object exactly as read, for commands that want every field. On one line:
-    only then does json use its C encoder, and this is written for every task."""
-    text = json.dumps(dict(task.raw), ensure_ascii=False) + "\n"
-    with open(path, "w", encoding="utf-8") as handle:  # noqa: PTH123 - per attempt: kept lean
-        handle.write(text)
+def write_task_json(task: Task, path: str) -> None:
+    """The task object exactly as read, for commands that want every field. Written for every
+    task, so kept lean: on one line, where json uses its C encoder, and with os.open and one
+    write instead of a text file object (a third of the time)."""
+    data = (json.dumps(dict(task.raw), ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)

@@ -119,15 +119,36 @@ class Journal:
         or, with `later`, left in an open transaction for the next commit to take along."""
         with self._lock:
             try:
-                if later and not self._open:
-                    self._conn.execute("BEGIN")
-                    self._open = True
+                self._enter(later=later)
                 yield self._conn
-                if self._open and not later:
-                    self._open = False
-                    self._conn.execute("COMMIT")
+                self._leave(later=later)
             except sqlite3.Error as exc:
-                raise JournalError(f"state store {self._path}: {exc}") from exc
+                raise self._failed(exc) from exc
+
+    def _write(self, sql: str, params: Sequence[object], *, later: bool = False) -> int:
+        """One statement as `_guarded` runs it, without a generator to enter and leave: every
+        attempt's start and end comes this way. Its rowcount."""
+        with self._lock:
+            try:
+                self._enter(later=later)
+                count = self._conn.execute(sql, params).rowcount
+                self._leave(later=later)
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
+        return count
+
+    def _enter(self, *, later: bool) -> None:
+        if later and not self._open:
+            self._conn.execute("BEGIN")
+            self._open = True
+
+    def _leave(self, *, later: bool) -> None:
+        if self._open and not later:
+            self._open = False
+            self._conn.execute("COMMIT")
+
+    def _failed(self, exc: sqlite3.Error) -> JournalError:
+        return JournalError(f"state store {self._path}: {exc}")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -142,9 +163,8 @@ class Journal:
             conn.execute("COMMIT")
 
     def _update_one(self, sql: str, params: Sequence[object], what: str) -> None:
-        with self._guarded() as conn:
-            if conn.execute(sql, params).rowcount != 1:
-                raise JournalError(f"state store {self._path}: no {what}")
+        if self._write(sql, params) != 1:
+            raise JournalError(f"state store {self._path}: no {what}")
 
     def start_run(  # noqa: PLR0913 - a run is described by this many independent facts
         self,
@@ -192,12 +212,11 @@ class Journal:
         create_time: float | None = None,
     ) -> None:
         """With `pgid` when its process already runs: one commit, not two."""
-        with self._guarded() as conn:
-            conn.execute(
-                "INSERT INTO attempts (run_id, task, attempt, command_hash, started_at, status,"
-                " log_path, pgid, pgid_create_time) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-                (run_id, task, attempt, command_hash, started_at, log_path, pgid, create_time),
-            )
+        self._write(
+            "INSERT INTO attempts (run_id, task, attempt, command_hash, started_at, status,"
+            " log_path, pgid, pgid_create_time) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+            (run_id, task, attempt, command_hash, started_at, log_path, pgid, create_time),
+        )
 
     def attempt_spawned(
         self, *, run_id: str, task: str, attempt: int, pgid: int, create_time: float
@@ -228,11 +247,10 @@ class Journal:
             "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?"
             " WHERE run_id = ? AND task = ? AND attempt = ?"
         )
-        with self._guarded(later=later) as conn:
-            params = (ended_at, exit_code, status, run_id, task, attempt)
-            if conn.execute(sql, params).rowcount != 1:
-                what = f"attempt {attempt} of task {task} in run {run_id}"
-                raise JournalError(f"state store {self._path}: no {what}")
+        params = (ended_at, exit_code, status, run_id, task, attempt)
+        if self._write(sql, params, later=later) != 1:
+            what = f"attempt {attempt} of task {task} in run {run_id}"
+            raise JournalError(f"state store {self._path}: no {what}")
 
     def save_report(self, run_id: str, report: str) -> None:
         """Keep the finished run's report (the `--report-json` text) with the run."""

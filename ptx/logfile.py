@@ -51,7 +51,7 @@ class LogFile:
         """Append `[ptx] text` on a line of its own."""
         size = os.fstat(self.fd).st_size
         starts_line = size == 0 or os.pread(self.fd, 1, size - 1) == b"\n"
-        _write_all(self.fd, ("" if starts_line else "\n").encode() + f"[ptx] {text}\n".encode())
+        write_all(self.fd, ("" if starts_line else "\n").encode() + f"[ptx] {text}\n".encode())
 
     def close(self) -> None:
         """Close, naming the file first if anything was written to it."""
@@ -86,7 +86,8 @@ if hasattr(os, "register_at_fork"):  # a forked child must not look into its par
     os.register_at_fork(after_in_child=_proc_fds.cache_clear)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written: a write to a file may take only part."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

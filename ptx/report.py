@@ -175,8 +175,25 @@ def _task_dict(task: TaskResult, dependencies: Sequence[TaskId]) -> dict[str, An
 
 
 def report_json(result: RunResult) -> str:
-    """The report as `--report-json` writes it and the journal keeps it."""
-    return json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
+    """The report as `--report-json` writes it and `ptx report --json` prints it."""
+    return _indented(report_dict(result))
+
+
+def stored_report(result: RunResult) -> str:
+    """The report as the journal keeps it: on one line, so json uses its C encoder (indented,
+    a 2,000-task report took 30 ms at the end of every run) and the store grows a third as fast.
+    `reindented` makes it the `--report-json` text again, byte for byte."""
+    return json.dumps(report_dict(result), ensure_ascii=False, separators=(",", ":"))
+
+
+def reindented(stored: str) -> str:
+    """A report as the journal keeps it (one line, or indented before ptx kept it compact),
+    as `--report-json` writes it."""
+    return _indented(json.loads(stored))
+
+
+def _indented(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def write_report_json(result: RunResult, path: Path) -> None:

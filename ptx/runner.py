@@ -27,7 +27,7 @@ from ptx.events import (
 )
 from ptx.executors import LocalExecutor
 from ptx.model import id_key
-from ptx.report import report_json
+from ptx.report import stored_report
 from ptx.statedir import log_dir, log_path
 from ptx.statusfile import StatusWriter
 from ptx.track import Track, run_status
@@ -95,6 +95,7 @@ class Run:
         self.signals = 0
         self.status_writer = StatusWriter(project, enabled=options.update_status, emit=listener)
         self.run_id = ""
+        self.log_dir = ""  # the run's, once it is recorded
         self.admission = Admission(
             config=config,
             requests=requests_of(work.nodes.values(), config),
@@ -132,7 +133,7 @@ class Run:
         self.status_writer.finish()
         result = self._result(started)
         self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
-        self.journal.save_report(self.run_id, report_json(result))
+        self.journal.save_report(self.run_id, stored_report(result))
         self.emit(RunFinished(result=result))
         return result
 
@@ -147,6 +148,7 @@ class Run:
         )
         logs = log_dir(self.state_dir, self.run_id)
         logs.mkdir(parents=True, exist_ok=True)
+        self.log_dir = str(logs)
         self.emit(
             RunStarted(
                 run_id=self.run_id,
@@ -246,8 +248,7 @@ class Run:
         if track.first_started is None:
             track.first_started = time.time()
             self.status_writer.started(unit)
-        path = log_path(self.state_dir, self.run_id, unit, track.attempts)
-        track.log = str(path)
+        track.log = log_path(self.log_dir, unit, track.attempts)
         self.running.add(unit)
         self.admission.started(unit)
         attempts.begin(

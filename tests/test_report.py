@@ -236,9 +236,27 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
 
 
 def test_the_report_of_a_run_is_the_same_bytes_as_the_report_json_file(tmp_path: Path) -> None:
-    root = make_project(tmp_path, [task(1, "true")])
+    root = make_project(tmp_path, [task(1, "true", title="Ünïcode")])
     assert ptx(root, "run", "--report-json", "r.json").returncode == 0
+    written = (root / "r.json").read_text()
+    printed = ptx(root, "report", "--json")
+    assert printed.returncode == 0
+    assert printed.stdout == written
     with Journal.open(root / ".ptx") as journal:
         last = journal.last_run()
         assert last is not None
-        assert journal.report(last.run_id) == (root / "r.json").read_text()
+        kept = journal.report(last.run_id)
+    assert kept is not None
+    assert "\n" not in kept  # kept on one line; printed indented
+    assert json.loads(kept) == json.loads(written)
+
+
+def test_a_report_kept_indented_by_an_older_ptx_prints_the_same(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true")])
+    assert ptx(root, "run", "--report-json", "r.json").returncode == 0
+    written = (root / "r.json").read_text()
+    with Journal.open(root / ".ptx") as journal:
+        last = journal.last_run()
+        assert last is not None
+        journal.save_report(last.run_id, written)
+    assert ptx(root, "report", "--json").stdout == written

@@ -50,11 +50,15 @@ def state(tmp_path: Path) -> Path:
 def test_log_paths(state: Path) -> None:
     assert log_dir(state, "r1") == state / "logs" / "r1"
     assert state_dir_of(str(log_dir(state, "r1"))) == state
-    assert log_path(state, "r1", "7.2", 1) == state / "logs" / "r1" / "7.2.log"
-    assert log_path(state, "r1", "7.2", 3) == state / "logs" / "r1" / "7.2.3.log"
-    for run_id, task in (("r1", "../x"), ("..", "1"), ("r1", "")):
+    logs = str(log_dir(state, "r1"))
+    assert log_path(logs, "7.2", 1) == str(state / "logs" / "r1" / "7.2.log")
+    assert log_path(logs, "7.2", 3) == str(state / "logs" / "r1" / "7.2.3.log")
+    for task in ("../x", "..", "."):
         with pytest.raises(JournalError, match="cannot name a log file"):
-            log_path(state, run_id, task, 1)
+            log_path(logs, task, 1)
+    for run_id in ("..", "", "a/b"):
+        with pytest.raises(JournalError, match="cannot name a log file"):
+            log_dir(state, run_id)
 
 
 def test_run_lock_refuses_another_process_and_names_the_holder(state: Path) -> None:
