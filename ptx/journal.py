@@ -114,38 +114,34 @@ class Journal:
             pass
 
     @contextlib.contextmanager
-    def _guarded(self, *, later: bool = False) -> Iterator[sqlite3.Connection]:
-        """The connection, for statements committed on leaving (with those left open before),
-        or, with `later`, left in an open transaction for the next commit to take along."""
+    def _guarded(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for statements committed on leaving with the ends left open before."""
         with self._lock:
             try:
-                self._enter(later=later)
                 yield self._conn
-                self._leave(later=later)
+                if self._open:
+                    self._open = False
+                    self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
 
     def _write(self, sql: str, params: Sequence[object], *, later: bool = False) -> int:
-        """One statement as `_guarded` runs it, without a generator to enter and leave: every
-        attempt's start and end comes this way. Its rowcount."""
+        """One statement, committed with the ends left open before, or, with `later`, left in
+        an open transaction for the next commit to take along; its rowcount. Every attempt's
+        start and end comes this way, so it is not a generator to enter and leave."""
+        conn = self._conn
         with self._lock:
             try:
-                self._enter(later=later)
-                count = self._conn.execute(sql, params).rowcount
-                self._leave(later=later)
+                if later and not self._open:
+                    conn.execute("BEGIN")
+                    self._open = True
+                count = conn.execute(sql, params).rowcount
+                if self._open and not later:
+                    self._open = False
+                    conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
         return count
-
-    def _enter(self, *, later: bool) -> None:
-        if later and not self._open:
-            self._conn.execute("BEGIN")
-            self._open = True
-
-    def _leave(self, *, later: bool) -> None:
-        if self._open and not later:
-            self._open = False
-            self._conn.execute("COMMIT")
 
     def _failed(self, exc: sqlite3.Error) -> JournalError:
         return JournalError(f"state store {self._path}: {exc}")

@@ -45,10 +45,12 @@ def create_time_between(pid: int, before: float, after: float) -> float:
     return _boot_time() + tick / _CLOCK_TICKS
 
 
+_BOOT_CLOCK: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
 def boot_clock() -> float:
     """CLOCK_BOOTTIME where there is one (what /proc's start times count), else NaN."""
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    return math.nan if clock is None else time.clock_gettime(clock)
+    return math.nan if _BOOT_CLOCK is None else time.clock_gettime(_BOOT_CLOCK)
 
 
 def _proc_create_time(pid: int) -> float:
