@@ -169,6 +169,9 @@ def _tail(path: Path, limit: int) -> tuple[bytes, int]:
         return b"", 0
 
 
+_CLIENT_GONE = frozenset({"closing", "closed"})
+
+
 class DaskExecutor:
     """Runs each attempt as one Dask task; the graph, resources and retries stay in the driver."""
 
@@ -234,6 +237,13 @@ class DaskExecutor:
                 )
             if done.wait(_SLICE):
                 break
+            if self.client.status in _CLIENT_GONE:
+                # Closed under the attempt (its driver went away): the future will never
+                # resolve now, and the worker plugin stops the remote process on release.
+                return process.ProcessOutcome.never_ran(
+                    f"the Dask client is {self.client.status}: the attempt's end is unknown",
+                    interrupted=True,
+                )
         return _collect(future)
 
     def _stop_remote(self, token: str, *, immediate: bool) -> bool:

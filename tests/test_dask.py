@@ -239,6 +239,32 @@ def test_a_driver_that_goes_away_leaves_no_remote_process(cluster, tmp_path):
     assert results[0].exit_code != 0
 
 
+class _Unanswered:
+    """A future whose client went away: it never resolves and never calls back."""
+
+    def add_done_callback(self, _callback):
+        pass
+
+
+class _ClosedClient:
+    status = "closed"
+
+
+def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever():
+    driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
+    driver.client = _ClosedClient()
+    waiting = threading.Thread(
+        target=lambda: ended.append(driver._await(_Unanswered(), "t", process.Stop(), 1.0)),
+        daemon=True,  # should it hang, it must not hold the test session open
+    )
+    ended: list[process.ProcessOutcome] = []
+    waiting.start()
+    waiting.join(HANG_GUARD)
+    assert ended, "still waiting for a future no client will ever resolve"
+    assert ended[0].interrupted
+    assert ended[0].error == "the Dask client is closed: the attempt's end is unknown"
+
+
 def test_only_the_tail_of_a_long_log_comes_back(tmp_path):
     path = tmp_path / "long.log"
     path.write_bytes(b"0123456789")
