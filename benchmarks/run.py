@@ -87,6 +87,76 @@ while order.is_active():
 """
 
 
+# The same loop doing the per-task I/O ptx must do, in the plainest Python: a PTX_TASK_JSON
+# file on tmpfs, an O_TMPFILE log, a journal row committed at each start and updated at each
+# end (ptx's schema and settings), the group probe. ptx's time above this is its own Python.
+SPAWN_IO_FLOOR = """
+import json, os, select, sqlite3, sys, tempfile, time
+from graphlib import TopologicalSorter
+tasks = {str(t["id"]): t for t in json.load(open(sys.argv[1]))["tasks"]}
+order = TopologicalSorter({i: [str(d) for d in t["dependencies"]] for i, t in tasks.items()})
+order.prepare()
+os.makedirs(".io-floor/logs", exist_ok=True)
+logs, scratch = os.path.abspath(".io-floor/logs"), tempfile.mkdtemp(dir="/dev/shm")
+db = sqlite3.connect(".io-floor/ptx.db", isolation_level=None)
+for pragma in ("page_size = 1024", "journal_mode = WAL", "synchronous = NORMAL"):
+    db.execute("PRAGMA " + pragma)
+db.execute("DROP TABLE IF EXISTS attempts")
+db.execute("CREATE TABLE attempts (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER"
+    " NOT NULL, command_hash TEXT NOT NULL, pgid INTEGER, pgid_create_time REAL, started_at"
+    " REAL NOT NULL, ended_at REAL, exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT"
+    " NULL, PRIMARY KEY (run_id, task, attempt)) WITHOUT ROWID")
+db.execute("CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)"
+    " WHERE status = 'succeeded'")
+poller, running, ready, ends = select.poll(), {}, [], False
+flags, null = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC, (os.POSIX_SPAWN_OPEN, 0, os.devnull, 0, 0)
+while order.is_active():
+    ready.extend(order.get_ready())
+    while ready and len(running) < 2:
+        task = ready.pop()
+        path = f"{scratch}/{task}.task.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        os.write(fd, (json.dumps(tasks[task]) + "\\n").encode())
+        os.close(fd)
+        env = {**os.environ, "PTX_TASK_ID": task, "PTX_TASK_TITLE": tasks[task]["title"],
+            "PTX_TASK_JSON": path, "PTX_TAG": "master", "PTX_RUN_ID": "r", "PTX_ATTEMPT": "1"}
+        log = os.open(logs, os.O_TMPFILE | flags, 0o644)
+        actions = [(os.POSIX_SPAWN_DUP2, log, 1), (os.POSIX_SPAWN_DUP2, log, 2), null]
+        pid = os.posix_spawnp("true", ["true"], env, setsid=True, file_actions=actions)
+        db.execute("INSERT INTO attempts VALUES (?, ?, 1, 'h', ?, 0.0, ?, NULL, NULL,"
+            " 'running', ?)", ("r", task, pid, time.time(), f"{logs}/{task}.log"))
+        if ends:
+            db.execute("COMMIT")
+            ends = False
+        pidfd = os.pidfd_open(pid)
+        poller.register(pidfd, select.POLLIN)
+        running[pidfd] = (pid, task, log)
+    for pidfd, _ in poller.poll():
+        pid, task, log = running.pop(pidfd)
+        poller.unregister(pidfd)
+        os.waitpid(pid, 0)
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            pass
+        os.close(pidfd)
+        os.fstat(log)
+        os.close(log)
+        if not ends:
+            db.execute("BEGIN")
+            ends = True
+        db.execute("UPDATE attempts SET ended_at = ?, exit_code = 0, status = 'succeeded'"
+            " WHERE run_id = 'r' AND task = ? AND attempt = 1", (time.time(), task))
+        order.done(task)
+if ends:
+    db.execute("COMMIT")
+db.close()
+for name in os.listdir(scratch):
+    os.unlink(os.path.join(scratch, name))
+os.rmdir(scratch)
+"""
+
+
 # A fresh wrapper per measurement, so ru_maxrss is the peak of that one command alone.
 MEASURE = """
 import resource, subprocess, sys, time
@@ -170,16 +240,20 @@ def no_op(repeat: int) -> list[str]:
     (folder / "Makefile").write_text("\n".join(makefile) + "\n")
     floor_script = folder / "spawn_floor.py"
     floor_script.write_text(SPAWN_FLOOR)
+    io_floor_script = folder / "spawn_io_floor.py"
+    io_floor_script.write_text(SPAWN_IO_FLOOR)
     results = medians(
         {
             "make": ["make", "-s", "-j2"],
             "floor": [sys.executable, str(floor_script), str(path)],
+            "io floor": [sys.executable, str(io_floor_script), str(path)],
             "ptx": [str(PTX), "run", "-f", str(path), "-j", "2", "-q"],
         },
         folder,
         repeat,
     )
     make_wall, floor_wall = results["make"][0], results["floor"][0]
+    io_floor_wall = results["io floor"][0]
     ptx_wall, rss = results["ptx"]
     overhead = (ptx_wall - make_wall) / 2000 * 1000  # wall time ptx adds per task over make
     return [
@@ -188,6 +262,10 @@ def no_op(repeat: int) -> list[str]:
         (
             f"{'python floor (posix_spawn loop)':36} median {floor_wall:6.2f} s  ratio "
             f"{floor_wall / make_wall:4.2f}x"
+        ),
+        (
+            f"{'  + the I/O ptx does per task':36} median {io_floor_wall:6.2f} s  ratio "
+            f"{io_floor_wall / make_wall:4.2f}x"
         ),
         (
             f"{'ptx run -j 2':36} median {ptx_wall:6.2f} s  ratio {ptx_wall / make_wall:4.2f}x"
