@@ -1,5 +1,5 @@
 """`python -m ptx`."""
 
-from ptx.cli import main
+from ptx.cli import console
 
-raise SystemExit(main())
+console()

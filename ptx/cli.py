@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import enum
 import os
+import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -232,13 +235,31 @@ def _show_plan(result: Plan, output: PlanFormat) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `ptx` script; returns the exit code (usage errors are 2)."""
+    """Run ptx in this process; returns the exit code (usage errors are 2)."""
     try:
         app(args=argv, prog_name="ptx")
     except SystemExit as exit_:
         code = exit_.code
         return code if isinstance(code, int) else ExitCode.BAD_INPUT
     return ExitCode.OK
+
+
+def console() -> NoReturn:
+    """Entry point of the `ptx` script and `python -m ptx`: `main`, then exit without tearing
+    the interpreter down. Freeing every object one by one took 30 ms after a 2,000-task run,
+    for nothing: the process ends anyway. Exit handlers run and the output is flushed first,
+    as at any exit; if another thread still runs, or the flush fails, Python exits as usual
+    (waiting for the thread, reporting the error)."""
+    code = main()
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # noqa: SLF001 - what the normal exit would run, run now
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code)
 
 
 # The run-time commands live in their own module; importing it registers them on `app`.

@@ -316,3 +316,66 @@ def test_an_invocation_imports_only_what_it_needs(
     assert code == 0, done.stderr
     packages = {name.split(".")[0] for name in modules}
     assert [name for name in unwanted if name in modules or name in packages] == []
+
+
+def _console(tmp_path: Path, before: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ptx.cli.console()` in a real process with `args`, after running `before` there (first:
+    an exit handler it registers runs after those of the modules ptx imports)."""
+    argv = f"sys.argv = ['ptx', *{list(args)!r}]"
+    script = f"import sys\n{before}\nfrom ptx import cli\n{argv}\ncli.console()"
+    # Buffered as for a user: the exit must flush what is still in the buffers.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_console_exit_flushes_output_and_runs_exit_handlers(tmp_path: Path) -> None:
+    tasks = [
+        {"id": n, "title": f"task {n}", "dependencies": [n - 1] if n > 1 else []}
+        for n in range(1, 5001)
+    ]
+    (tmp_path / "tasks.json").write_text(json.dumps({"tasks": tasks}))
+    # No newline: stderr keeps it in its buffer until the exit flushes it.
+    handler = (
+        "import atexit\natexit.register(lambda: print('exit handler ran', file=sys.stderr, end=''))"
+    )
+    done = _console(tmp_path, handler, "plan", "-f", "tasks.json", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout) > 2**16  # more than a pipe holds: all of it must still arrive
+    assert len(json.loads(done.stdout)["groups"]) == 5000  # a chain: one task per group
+    assert "exit handler ran" in done.stderr
+
+
+def test_the_console_exit_waits_for_a_thread_that_still_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "written-late"
+    late_writer = (
+        "import threading, time\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        f"    open({str(marker)!r}, 'w').write('done')\n"
+        "threading.Thread(target=late).start()"
+    )
+    done = _console(tmp_path, late_writer, "--version")
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "done"
+    assert done.stdout.startswith("ptx ")
+
+
+def test_the_console_exit_code_is_mains(tmp_path: Path) -> None:
+    done = _console(tmp_path, "", "validate", "-f", "missing.json")
+    assert done.returncode == 2
+    assert "missing.json" in done.stderr
+
+
+def test_the_console_exit_flushes_what_exit_handlers_print(tmp_path: Path) -> None:
+    late = "import atexit\natexit.register(lambda: sys.stdout.write('printed at exit'))"
+    done = _console(tmp_path, late, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ptx ")
+    assert done.stdout.endswith("printed at exit")
