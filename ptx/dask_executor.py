@@ -31,6 +31,7 @@ LOG_TAIL_BYTES = 64 * 2**20
 
 _SLICE = 0.05  # how often a waiting driver thread looks at the stop request
 _ANSWER_MARGIN = 10.0  # after a stop, the worker gets the grace period plus this to answer
+_RESULT_SECONDS = 60.0  # to fetch the result of an attempt that ended
 _WORKERS_TIMEOUT = 30.0  # an external scheduler with no worker would make every task wait
 _REMEMBERED_STOPS = 10_000  # stops for attempts that had not started here yet
 
@@ -235,15 +236,16 @@ class DaskExecutor:
                 return process.ProcessOutcome.never_ran(
                     "no answer from the worker after the stop", interrupted=True
                 )
-            if done.wait(_SLICE):
+            if done.wait(_SLICE) or self.client.status in _CLIENT_GONE:
                 break
-            if self.client.status in _CLIENT_GONE:
-                # Closed under the attempt (its driver went away): the future will never
-                # resolve now, and the worker plugin stops the remote process on release.
-                return process.ProcessOutcome.never_ran(
-                    f"the Dask client is {self.client.status}: the attempt's end is unknown",
-                    interrupted=True,
-                )
+        if self.client.status in _CLIENT_GONE:
+            # Closed under the attempt (its driver went away): the future will never resolve,
+            # nor its result arrive (asking for it waited for good), and the worker plugin
+            # stops the remote process once the scheduler releases it.
+            return process.ProcessOutcome.never_ran(
+                f"the Dask client is {self.client.status}: the attempt's end is unknown",
+                interrupted=True,
+            )
         return _collect(future)
 
     def _stop_remote(self, token: str, *, immediate: bool) -> bool:
@@ -259,7 +261,9 @@ class DaskExecutor:
 
 def _collect(future: distributed.Future[RemoteResult]) -> RemoteResult | process.ProcessOutcome:
     try:
-        result = future.result()
+        # The future is done: its result is a small record one fetch away. The bound only
+        # keeps a connection that dies during that fetch from holding the attempt for good.
+        result = future.result(timeout=_RESULT_SECONDS)
     except distributed.KilledWorker as exc:
         return process.ProcessOutcome.never_ran(f"worker died: {exc}")
     except Exception as exc:  # noqa: BLE001 - any Dask failure is this attempt's failure

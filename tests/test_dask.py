@@ -265,6 +265,24 @@ def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever
     assert ended[0].error == "the Dask client is closed: the attempt's end is unknown"
 
 
+class _CancelledByTheClose:
+    """A future that resolved because its client closed; asking for its result never returns."""
+
+    def add_done_callback(self, callback):
+        callback(self)
+
+    def result(self, timeout=None):
+        raise AssertionError(f"asked a closed client for a result (timeout {timeout})")
+
+
+def test_an_attempt_that_ended_with_its_client_closing_does_not_ask_for_its_result():
+    driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
+    driver.client = _ClosedClient()
+    ended = driver._await(_CancelledByTheClose(), "t", process.Stop(), 1.0)
+    assert ended.interrupted
+    assert ended.error == "the Dask client is closed: the attempt's end is unknown"
+
+
 def test_only_the_tail_of_a_long_log_comes_back(tmp_path):
     path = tmp_path / "long.log"
     path.write_bytes(b"0123456789")
