@@ -89,25 +89,23 @@ while order.is_active():
 
 # The same loop doing the per-task I/O ptx must do, in the plainest Python: a PTX_TASK_JSON
 # file on tmpfs, an O_TMPFILE log, a journal row committed at each start and updated at each
-# end (ptx's schema and settings), the group probe. ptx's time above this is its own Python.
+# end (ptx's own schema and connection settings), the group probe. ptx's time above this is
+# its own Python.
 SPAWN_IO_FLOOR = """
-import json, os, select, sqlite3, sys, tempfile, time
+import json, os, select, shutil, sqlite3, sys, tempfile, time
 from graphlib import TopologicalSorter
+from ptx.schema import configure, ensure_schema
 tasks = {str(t["id"]): t for t in json.load(open(sys.argv[1]))["tasks"]}
 order = TopologicalSorter({i: [str(d) for d in t["dependencies"]] for i, t in tasks.items()})
 order.prepare()
-os.makedirs(".io-floor/logs", exist_ok=True)
+shutil.rmtree(".io-floor", ignore_errors=True)
+os.makedirs(".io-floor/logs")
 logs, scratch = os.path.abspath(".io-floor/logs"), tempfile.mkdtemp(dir="/dev/shm")
 db = sqlite3.connect(".io-floor/ptx.db", isolation_level=None)
-for pragma in ("page_size = 1024", "journal_mode = WAL", "synchronous = NORMAL"):
-    db.execute("PRAGMA " + pragma)
-db.execute("DROP TABLE IF EXISTS attempts")
-db.execute("CREATE TABLE attempts (run_id TEXT NOT NULL, task TEXT NOT NULL, attempt INTEGER"
-    " NOT NULL, command_hash TEXT NOT NULL, pgid INTEGER, pgid_create_time REAL, started_at"
-    " REAL NOT NULL, ended_at REAL, exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT"
-    " NULL, PRIMARY KEY (run_id, task, attempt)) WITHOUT ROWID")
-db.execute("CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)"
-    " WHERE status = 'succeeded'")
+configure(db, busy_timeout_ms=5000)
+ensure_schema(db)
+db.execute("INSERT INTO runs (run_id, started_at, status, tag, jobs, tasks_file, argv,"
+    " owner_pid, owner_create_time) VALUES ('r', 0, 'running', 'master', 2, '', '[]', 0, 0)")
 poller, running, ready, ends = select.poll(), {}, [], False
 flags, null = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC, (os.POSIX_SPAWN_OPEN, 0, os.devnull, 0, 0)
 while order.is_active():
@@ -123,8 +121,9 @@ while order.is_active():
         log = os.open(logs, os.O_TMPFILE | flags, 0o644)
         actions = [(os.POSIX_SPAWN_DUP2, log, 1), (os.POSIX_SPAWN_DUP2, log, 2), null]
         pid = os.posix_spawnp("true", ["true"], env, setsid=True, file_actions=actions)
-        db.execute("INSERT INTO attempts VALUES (?, ?, 1, 'h', ?, 0.0, ?, NULL, NULL,"
-            " 'running', ?)", ("r", task, pid, time.time(), f"{logs}/{task}.log"))
+        db.execute("INSERT INTO attempts (run_id, task, attempt, command_hash, started_at,"
+            " status, log_path, pgid, pgid_create_time) VALUES ('r', ?, 1, 'h', ?, 'running', ?,"
+            " ?, 0.0)", (task, time.time(), f"{logs}/{task}.log", pid))
         if ends:
             db.execute("COMMIT")
             ends = False

@@ -32,6 +32,7 @@ LOG_TAIL_BYTES = 64 * 2**20
 _SLICE = 0.05  # how often a waiting driver thread looks at the stop request
 _ANSWER_MARGIN = 10.0  # after a stop, the worker gets the grace period plus this to answer
 _RESULT_SECONDS = 60.0  # to fetch the result of an attempt that ended
+_CLIENT_GONE = frozenset({"closing", "closed"})  # Client.status once it cannot answer
 _WORKERS_TIMEOUT = 30.0  # an external scheduler with no worker would make every task wait
 _REMEMBERED_STOPS = 10_000  # stops for attempts that had not started here yet
 
@@ -168,9 +169,6 @@ def _tail(path: Path, limit: int) -> tuple[bytes, int]:
             return handle.read(), max(0, size - limit)
     except FileNotFoundError:
         return b"", 0
-
-
-_CLIENT_GONE = frozenset({"closing", "closed"})
 
 
 class DaskExecutor:

@@ -16,7 +16,6 @@ from ptx.events import (
     TaskFinished,
     TaskOutput,
     TaskSkipped,
-    TaskSpawned,
     TaskStarted,
     TaskWaiting,
 )
@@ -33,11 +32,8 @@ class PlainView:
     def __init__(self, stream: TextIO, *, quiet: bool = False) -> None:
         self.stream, self.quiet = stream, quiet
         self._lock = threading.Lock()
-        self._silent = _QUIET_SILENT if quiet else _SILENT
 
     def __call__(self, event: object) -> None:
-        if type(event) in self._silent:  # most events of a run: told apart at once
-            return
         line = self._line(event)
         if line is not None:
             stamped = f"{time.strftime('%H:%M:%S')} {line}\n"
@@ -50,11 +46,6 @@ class PlainView:
         if line is not None or self.quiet:
             return line
         return _progress(event)
-
-
-# Event kinds that never make a line, and those that make one only without --quiet.
-_SILENT = frozenset({TaskSpawned})
-_QUIET_SILENT = _SILENT | {RunStarted, TaskStarted, TaskSkipped, TaskWaiting, RunFinished}
 
 
 def _always(event: object) -> str | None:

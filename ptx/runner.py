@@ -154,7 +154,7 @@ class Run:
                 run_id=self.run_id,
                 jobs=self.options.jobs,
                 total=len(self.tracks),
-                log_dir=str(logs),
+                log_dir=self.log_dir,
                 tasks=self._infos(),
             )
         )

@@ -253,11 +253,11 @@ class _ClosedClient:
 def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever():
     driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
     driver.client = _ClosedClient()
+    ended: list[process.ProcessOutcome] = []
     waiting = threading.Thread(
         target=lambda: ended.append(driver._await(_Unanswered(), "t", process.Stop(), 1.0)),
         daemon=True,  # should it hang, it must not hold the test session open
     )
-    ended: list[process.ProcessOutcome] = []
     waiting.start()
     waiting.join(HANG_GUARD)
     assert ended, "still waiting for a future no client will ever resolve"

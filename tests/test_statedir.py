@@ -53,7 +53,7 @@ def test_log_paths(state: Path) -> None:
     logs = str(log_dir(state, "r1"))
     assert log_path(logs, "7.2", 1) == str(state / "logs" / "r1" / "7.2.log")
     assert log_path(logs, "7.2", 3) == str(state / "logs" / "r1" / "7.2.3.log")
-    for task in ("../x", "..", "."):
+    for task in ("../x", "..", ".", ""):
         with pytest.raises(JournalError, match="cannot name a log file"):
             log_path(logs, task, 1)
     for run_id in ("..", "", "a/b"):
