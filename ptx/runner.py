@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx import commands, policy, process, safety, schedule
+from ptx import commands, policy, process, safety, schedule, timeslice
 from ptx.admission import Admission, requests_of
 from ptx.attempt import Attempts, Finished, Job, scratch_dir
 from ptx.events import (
@@ -110,6 +110,7 @@ class Run:
         context = self._begin()
         with (
             _signals_caught(self._on_signal),
+            timeslice.short_slice(),  # the loop thread gets its core back from its children
             scratch_dir(self.run_id) as scratch,
             ThreadPoolExecutor(self.options.jobs) as pool,
         ):
