@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from ptx.gantt import gantt_lines, seconds_text
+from ptx.gantt import chain_text, gantt_lines, seconds_text
 from ptx.model import Severity
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def _critical_path_text(plan: Plan) -> Text:
     if not path.tasks:
         return Text("nothing to run", style="green")
     text = Text("critical path: ", style="bold")
-    text.append(" -> ".join(path.tasks), style="red")
+    text.append(chain_text(path.tasks), style="red")
     length = _count(path.steps, "step")
     if path.seconds is not None:
         length = f"{seconds_text(path.seconds)}, {length}"
@@ -251,7 +251,7 @@ def _figures_text(result: RunResult) -> Text:
     text.append(f"speedup {numbers.speedup:.2f}x on {result.jobs} workers ")
     text.append(f"(efficiency {numbers.efficiency:.0%})\n")
     text.append("critical path ")
-    text.append(" -> ".join(numbers.critical_path) or "-", style="red")
+    text.append(chain_text(numbers.critical_path) or "-", style="red")
     text.append(f" {seconds_text(numbers.critical_seconds)}; ")
     text.append(f"bound max(L, W/P) {seconds_text(numbers.bound)}")
     text.append(f", optimality {numbers.optimality:.0%}; ")
