@@ -39,8 +39,9 @@ def short_slice() -> Iterator[None]:
         yield
     finally:
         if changed:
-            _set_slice(0)  # 0: the default; reset-on-fork stays (only a privileged thread may
-            # clear it), and for a normal thread with nice >= 0 it resets only the slice
+            # Reset-on-fork stays (only a privileged thread may clear it); for a normal thread
+            # with nice >= 0 it resets nothing but the slice, which is the default again now.
+            _set_slice(0)
 
 
 def _set_slice(slice_ns: int) -> bool:
