@@ -21,7 +21,7 @@ from ptx.events import Status, TaskSpawned, TaskStarted
 from ptx.executors import LocalExecutor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from ptx.config import Config
     from ptx.events import Listener
@@ -91,6 +91,7 @@ class Attempts:
         self.config, self.journal, self.context = config, journal, context
         self.scratch, self.stop, self.emit, self.submit = str(scratch), stop, emit, submit
         self.executor = executor
+        self.prepared: frozenset[TaskId] = frozenset()  # PTX_TASK_JSON written before the loop
         self.watched: dict[int, _Watched] = {}  # by the leader's pidfd
         self.ended: list[Finished] = []  # ended in this thread, not yet returned by wait()
         self.inbox: queue.SimpleQueue[Finished] = queue.SimpleQueue()
@@ -100,6 +101,21 @@ class Attempts:
         self.poller.register(self.wake_read, select.POLLIN)
         for fd in (self.wake_read, self.wake_write):  # closed once no pool thread holds self
             weakref.finalize(self, os.close, fd)
+
+    def prepare(self, tasks: Iterable[Task], stopped: Callable[[], bool]) -> None:
+        """Write the PTX_TASK_JSON file of each task the run may start, before the first one
+        starts. Written one at a time between starts, a file cost 3x as much (38 us against
+        12 us) as the processes ptx runs evict its caches, and the files stay until the run
+        ends either way. A file that cannot be written now is written, or its error told, when
+        its task starts; `stopped` (an interrupt) ends the writing early."""
+        written = set()
+        for task in tasks:
+            if stopped():
+                break
+            with contextlib.suppress(OSError):
+                commands.write_task_json(task, self._task_json(task.id))
+                written.add(task.id)
+        self.prepared = frozenset(written)
 
     def begin(self, job: Job) -> None:
         """Start the attempt; its result comes out of `wait`."""
@@ -244,7 +260,7 @@ class Attempts:
             os.write(self.wake_write, b"\0")
 
     def _invocation(self, job: Job) -> commands.Invocation:
-        task_json = f"{self.scratch}/{job.task.id}.task.json"  # per attempt: no pathlib
+        task_json = self._task_json(job.task.id)
         call = commands.invocation(
             job.task,
             self.config,
@@ -253,9 +269,16 @@ class Attempts:
             task_json=task_json,
             options=job.options,
         )
-        if job.attempt == 1 or not os.path.exists(task_json):  # noqa: PTH110 - one per task and run
+        if job.attempt == 1:
+            rewrite = job.task.id not in self.prepared
+        else:  # the task's own command may have removed it
+            rewrite = not os.path.exists(task_json)  # noqa: PTH110 - per attempt: kept lean
+        if rewrite:
             commands.write_task_json(job.task, task_json)
         return call
+
+    def _task_json(self, unit: TaskId) -> str:
+        return f"{self.scratch}/{unit}.task.json"  # per attempt: no pathlib
 
     def _record_start(
         self,

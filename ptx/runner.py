@@ -125,6 +125,9 @@ class Run:
                 executor=self.executor,
             )
             try:
+                attempts.prepare(
+                    (track.task for track in self.tracks.values()), lambda: bool(self.signals)
+                )
                 self._loop(attempts)
             except BaseException:
                 # Leaving the pool waits for every attempt: none may run on unsupervised.

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import psutil
@@ -252,3 +254,55 @@ def test_a_quick_attempts_end_is_committed_before_the_scheduler_thread_waits(
 
     [(_, _, _, status)] = _committed(harness)
     assert status == "succeeded"
+
+
+def _copying_job(harness: _Harness, unit: str, *, attempt: int = 1) -> Job:
+    """A job of task `unit` whose command copies its PTX_TASK_JSON file to `<unit>.seen.json`."""
+    job = harness.job(f'cp "$PTX_TASK_JSON" {unit}.seen.json')
+    raw = MappingProxyType({"id": unit, "title": f"task {unit}"})
+    return dataclasses.replace(
+        job, task=dataclasses.replace(job.task, id=unit, raw=raw), attempt=attempt
+    )
+
+
+def _seen(harness: _Harness, unit: str) -> object:
+    return json.loads((harness.tmp_path / f"{unit}.seen.json").read_text())
+
+
+@pytest.mark.usefixtures("long_watch")
+def test_prepare_writes_every_task_json_before_a_task_starts(harness: _Harness) -> None:
+    jobs = [_copying_job(harness, unit) for unit in ("1", "2", "3")]
+    harness.attempts.prepare([job.task for job in jobs], lambda: False)
+
+    scratch = harness.tmp_path / "scratch"
+    for job in jobs:
+        assert json.loads((scratch / f"{job.task.id}.task.json").read_text()) == dict(job.task.raw)
+    # A start uses the file written then, rather than writing it again.
+    (scratch / "2.task.json").write_text('{"written": "before the start"}\n')
+    harness.attempts.begin(jobs[1])
+    assert harness.finish().status is Status.SUCCEEDED
+    assert _seen(harness, "2") == {"written": "before the start"}
+
+
+@pytest.mark.usefixtures("long_watch")
+def test_a_task_json_not_prepared_is_written_when_its_task_starts(harness: _Harness) -> None:
+    job = _copying_job(harness, "1")
+    harness.attempts.prepare([job.task], lambda: True)  # an interrupt came first
+    assert not list((harness.tmp_path / "scratch").iterdir())
+
+    harness.attempts.begin(job)
+
+    assert harness.finish().status is Status.SUCCEEDED
+    assert _seen(harness, "1") == dict(job.task.raw)
+
+
+@pytest.mark.usefixtures("long_watch")
+def test_a_retry_gets_back_the_task_json_its_first_attempt_removed(harness: _Harness) -> None:
+    first = _copying_job(harness, "1")
+    harness.attempts.prepare([first.task], lambda: False)
+    (harness.tmp_path / "scratch" / "1.task.json").unlink()
+
+    harness.attempts.begin(_copying_job(harness, "1", attempt=2))
+
+    assert harness.finish().status is Status.SUCCEEDED
+    assert _seen(harness, "1") == dict(first.task.raw)

@@ -373,6 +373,15 @@ def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
     assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
 
 
+def test_every_task_json_is_there_when_the_first_task_starts(tmp_path: Path) -> None:
+    listing = 'ls "$(dirname "$PTX_TASK_JSON")" > "$PTX_TASK_ID.listing"'
+    root = make_project(tmp_path, [task(1, listing), task(2, "true", 1), task(3, "true", 2)])
+    result = ptx(root, "run")
+    assert result.returncode == 0, result.stderr
+    names = (root / "1.listing").read_text().split()
+    assert names == ["1.task.json", "2.task.json", "3.task.json"]
+
+
 # --- status write-back on a real Taskmaster file ---------------------------------------------
 
 
