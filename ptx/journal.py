@@ -71,6 +71,7 @@ class Journal:
         self._path = path
         self._lock = threading.Lock()
         self._open = False  # a transaction holds ends recorded `later`
+        self._checkpointer: threading.Thread | None = None
 
     @classmethod
     def open(cls, state_dir: Path) -> Journal:
@@ -94,11 +95,23 @@ class Journal:
         return cls(conn, path)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         self.flush()
         with self._lock:
             with contextlib.suppress(sqlite3.Error):  # a busy reader only postpones it
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._conn.close()
+
+    def checkpoint_soon(self) -> None:
+        """Start copying the WAL into the database now, in a thread and on a connection of
+        their own, so the run's report need not wait for it: after 2,000 attempts the copy and
+        its fsyncs took ~15 ms of the close. `close` waits for it and copies what came since."""
+        if self._checkpointer is None:
+            self._checkpointer = threading.Thread(
+                target=_checkpoint, args=(self._path,), name="ptx-checkpoint"
+            )
+            self._checkpointer.start()
 
     def __enter__(self) -> Self:
         return self
@@ -379,6 +392,12 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} has schema version {unusable}, this ptx reads version {SCHEMA_VERSION};"
             " use the ptx that wrote it, or remove the file to start afresh"
         )
+
+
+def _checkpoint(path: Path) -> None:
+    # PASSIVE never waits for the run's own writes; anything it cannot copy, close() does.
+    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:

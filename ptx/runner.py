@@ -129,6 +129,7 @@ class Run:
                     (track.task for track in self.tracks.values()), lambda: bool(self.signals)
                 )
                 self._loop(attempts)
+                self.journal.checkpoint_soon()  # meanwhile the scratch files go, the report is made
             except BaseException:
                 # Leaving the pool waits for every attempt: none may run on unsupervised.
                 self.stop.request(immediate=True)
