@@ -5,12 +5,12 @@ from __future__ import annotations
 import heapq
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ptx.digraph import dependents, indexed, kahn
 from ptx.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
 from ptx.model import id_key
 
@@ -50,7 +50,9 @@ def _figures(result: RunResult) -> Figures:
     durations = {task.id: task.duration or 0.0 for task in result.tasks}
     wall = max(result.ended_at - result.started_at, 1e-9)
     work = sum(durations.values())
-    path, length = _longest_path(result.dependencies, durations)
+    ids, adj, order = _shape(result.dependencies, durations)
+    weight = [durations.get(unit, 0.0) for unit in ids]
+    path, length = _longest_path(ids, adj, order, weight)
     bound = max(length, work / result.jobs)
     speedup = work / wall
     return Figures(
@@ -62,44 +64,58 @@ def _figures(result: RunResult) -> Figures:
         critical_seconds=length,
         bound=bound,
         optimality=bound / wall,
-        level_barrier=_level_barrier(result.dependencies, durations, result.jobs),
+        level_barrier=_level_barrier(adj, order, weight, result.jobs),
     )
 
 
+def _shape(
+    deps: Mapping[TaskId, Sequence[TaskId]], units: Iterable[TaskId]
+) -> tuple[list[TaskId], list[list[int]], list[int]]:
+    """The run's graph on indices into its ids in id order, and an order that has every task
+    after its dependencies (graphlib's took 4 ms for 2,000 tasks, and the figures sorted twice)."""
+    ids = sorted({*units, *deps, *(dep for listed in deps.values() for dep in listed)}, key=id_key)
+    adj = indexed(ids, deps)
+    return ids, adj, kahn(adj, dependents(adj))
+
+
 def _longest_path(
-    deps: Mapping[TaskId, Sequence[TaskId]], durations: Mapping[TaskId, float]
+    ids: Sequence[TaskId], adj: Sequence[Sequence[int]], order: Sequence[int], weight: list[float]
 ) -> tuple[tuple[TaskId, ...], float]:
-    finish: dict[TaskId, float] = {}
-    before: dict[TaskId, TaskId | None] = {}
-    for unit in TopologicalSorter(deps).static_order():
-        parent = max(deps.get(unit, ()), key=lambda dep: (finish[dep], id_key(dep)), default=None)
-        finish[unit] = durations.get(unit, 0.0) + (finish[parent] if parent else 0.0)
-        before[unit] = parent
-    if not finish:
+    """The chain of most seconds; a tie goes to the higher id, at each step and at its end."""
+    finish = [0.0] * len(ids)
+    via = [-1] * len(ids)
+    for v in order:
+        best = -1
+        for dep in adj[v]:
+            if best < 0 or (finish[dep], dep) > (finish[best], best):
+                best = dep
+        via[v] = best
+        finish[v] = weight[v] + (finish[best] if best >= 0 else 0.0)
+    if not order:
         return (), 0.0
-    end: TaskId | None = max(finish, key=lambda unit: (finish[unit], id_key(unit)))
-    length = finish[end] if end else 0.0
-    chain = []
-    while end is not None:
-        chain.append(end)
-        end = before[end]
-    return tuple(reversed(chain)), length
+    end = max(order, key=lambda v: (finish[v], v))
+    chain = [end]
+    while via[chain[-1]] >= 0:
+        chain.append(via[chain[-1]])
+    return tuple(ids[v] for v in reversed(chain)), finish[end]
 
 
 def _level_barrier(
-    deps: Mapping[TaskId, Sequence[TaskId]], durations: Mapping[TaskId, float], jobs: int
+    adj: Sequence[Sequence[int]], order: Sequence[int], weight: list[float], jobs: int
 ) -> float:
     """Each parallel group run to completion before the next starts, on the same workers."""
-    sorter = TopologicalSorter(deps)
-    sorter.prepare()
+    depth = [0] * len(adj)
+    for v in order:
+        depth[v] = max((depth[dep] + 1 for dep in adj[v]), default=0)
+    levels: list[list[float]] = [[] for _ in range(max(depth, default=-1) + 1)]
+    for v in order:
+        levels[depth[v]].append(weight[v])
     total = 0.0
-    while sorter.is_active():
-        level = sorted(sorter.get_ready(), key=lambda unit: -durations.get(unit, 0.0))
-        workers = [0.0] * min(jobs, max(len(level), 1))
-        for unit in level:  # longest first onto the least loaded worker
-            heapq.heapreplace(workers, workers[0] + durations.get(unit, 0.0))
+    for level in levels:  # every depth up to the greatest has a task
+        workers = [0.0] * min(jobs, len(level))
+        for seconds in sorted(level, reverse=True):  # longest first onto the least loaded worker
+            heapq.heapreplace(workers, workers[0] + seconds)
         total += max(workers)
-        sorter.done(*level)
     return total
 
 

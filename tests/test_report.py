@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sqlite3
@@ -92,6 +93,18 @@ def test_a_long_critical_path_keeps_the_run_summary_to_one_line(tmp_path: Path) 
     assert "-> 30 " in line
     report = json.loads((root / "report.json").read_text())
     assert report["critical_path"]["tasks"] == [str(n) for n in range(1, 31)]
+
+
+def test_figures_count_a_task_the_dependencies_do_not_list() -> None:
+    # A result whose dependencies leave out a task that waits for nothing (as a hand-made
+    # report may): it still ran, so it is still work, a chain and part of a level.
+    result = dataclasses.replace(
+        run_of([done("1", 0.0, 2.0), done("2", 0.0, 1.0)], {}, 1, 3.0), dependencies={}
+    )
+    numbers = figures(result)
+    assert numbers.critical_path == ("1",)
+    assert numbers.critical_seconds == pytest.approx(2.0)
+    assert numbers.level_barrier == pytest.approx(3.0)
 
 
 def test_the_level_barrier_wall_differs_from_the_real_wall() -> None:
