@@ -297,6 +297,25 @@ def test_a_task_json_not_prepared_is_written_when_its_task_starts(harness: _Harn
 
 
 @pytest.mark.usefixtures("long_watch")
+def test_a_file_that_cannot_be_written_ends_the_writing_and_fails_only_its_task(
+    harness: _Harness,
+) -> None:
+    unwritable = _copying_job(harness, "9" * 300)  # its file name is longer than any allowed
+    later = _copying_job(harness, "2")
+    harness.attempts.prepare([unwritable.task, later.task], lambda: False)
+    assert not list((harness.tmp_path / "scratch").iterdir())
+
+    harness.attempts.begin(later)
+    assert harness.finish().status is Status.SUCCEEDED
+    assert _seen(harness, "2") == dict(later.task.raw)
+    harness.attempts.begin(unwritable)
+    failed = harness.finish()
+    assert failed.status is Status.FAILED
+    assert "ptx could not run the task" in (failed.outcome.error or "")
+    assert "name too long" in (failed.outcome.error or "")
+
+
+@pytest.mark.usefixtures("long_watch")
 def test_a_retry_gets_back_the_task_json_its_first_attempt_removed(harness: _Harness) -> None:
     first = _copying_job(harness, "1")
     harness.attempts.prepare([first.task], lambda: False)
