@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # Most of a short command's cost is handing it between threads, so one that ends this soon
 # is finished where it started; a longer one is supervised by a pool thread from then on.
 WATCH_SECONDS = 0.05
+_FILE_ROOM = 8192  # tmpfs room counted per PTX_TASK_JSON file: two pages, for a margin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -371,13 +372,24 @@ def status_of(outcome: process.ProcessOutcome) -> Status:
 
 
 @contextlib.contextmanager
-def scratch_dir(run_id: str) -> Iterator[Path]:
-    """Where the PTX_TASK_JSON files live during the run: tmpfs when there is one, because
-    creating a file on a disk costs about as much as starting a no-op task."""
-    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp directory inside it
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    path = Path(tempfile.mkdtemp(prefix=f"ptx-{run_id}-", dir=parent))
+def scratch_dir(run_id: str, files: int) -> Iterator[Path]:
+    """Where the PTX_TASK_JSON files of a run's `files` tasks live during it: tmpfs when there
+    is one with room for them all, because creating a file on a disk costs about as much as
+    starting a no-op task; else the system's temporary directory."""
+    path = Path(tempfile.mkdtemp(prefix=f"ptx-{run_id}-", dir=_shm_with_room(files)))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _shm_with_room(files: int) -> str | None:
+    # Each file takes at least a 4 KiB page of tmpfs, and a container's /dev/shm is often
+    # 64 MiB: 100,000 tasks would fill it before the run is a sixth done.
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it
+    try:
+        room = os.statvfs(shm)
+    except OSError:
+        return None
+    fits = room.f_bavail * room.f_frsize >= files * _FILE_ROOM
+    return shm if fits and os.path.isdir(shm) and os.access(shm, os.W_OK) else None  # noqa: PTH112

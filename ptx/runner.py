@@ -111,7 +111,7 @@ class Run:
         with (
             _signals_caught(self._on_signal),
             timeslice.short_slice(),  # the loop thread gets its core back from its children
-            scratch_dir(self.run_id) as scratch,
+            scratch_dir(self.run_id, len(self.tracks)) as scratch,
             ThreadPoolExecutor(self.options.jobs) as pool,
         ):
             attempts = Attempts(

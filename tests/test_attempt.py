@@ -9,9 +9,11 @@ import json
 import os
 import signal
 import sqlite3
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -30,7 +32,6 @@ from ptx.model import TaskOptions
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from concurrent.futures import Future
-    from pathlib import Path
 
     from ptx.events import Event
 
@@ -325,3 +326,16 @@ def test_a_retry_gets_back_the_task_json_its_first_attempt_removed(harness: _Har
 
     assert harness.finish().status is Status.SUCCEEDED
     assert _seen(harness, "1") == dict(first.task.raw)
+
+
+@pytest.mark.skipif(
+    not (os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)),  # noqa: PTH112
+    reason="no writable tmpfs at /dev/shm",
+)
+def test_task_files_go_to_tmpfs_only_when_it_has_room_for_them_all() -> None:
+    with attempt.scratch_dir("r", 1) as few:
+        assert few.parent == Path("/dev/shm")
+    with attempt.scratch_dir("r", 10**12) as many:  # more pages than any tmpfs has
+        assert many.parent == Path(tempfile.gettempdir())
+    assert not few.exists()
+    assert not many.exists()
