@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ptx import events
 from ptx.events import Status
-from ptx.gantt import chain_text
+from ptx.graph import PATH_ENDS, path_text
 from ptx.report import figures, log_tail
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def step_summary(result: RunResult) -> str:
     numbers = figures(result)
     counts = {status: sum(task.status is status for task in result.tasks) for status in Status}
     summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n)
-    path = chain_text(numbers.critical_path, " → ") or "-"
+    path = path_text(numbers.critical_path, PATH_ENDS, " → ") or "-"
     lines = [
         f"### ptx run `{result.run_id}`: {result.status}",
         "",

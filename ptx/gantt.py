@@ -16,7 +16,6 @@ MIN_WIDTH = 40
 # Succeeded work alternates between two marks so that back-to-back tasks on one slot stay apart.
 _DONE_MARKS = ("#", "=")
 _STATUS_MARK = {"failed": "x", "timeout": "x", "memory-exceeded": "x", "interrupted": "~"}
-CHAIN_ENDS = 5  # tasks shown at each end of a long critical path
 
 
 def gantt_lines(result: RunResult, width: int = 80) -> list[str]:
@@ -103,12 +102,3 @@ def seconds_text(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)} min {rest:04.1f} s"
-
-
-def chain_text(tasks: Sequence[str], arrow: str = " -> ") -> str:
-    """`a -> b -> c`; a chain of hundreds of tasks shows only its ends, so it stays one line
-    (the JSON of plan and report has every task)."""
-    if len(tasks) <= 2 * CHAIN_ENDS + 2:  # hiding one or two tasks would save nothing
-        return arrow.join(tasks)
-    hidden = f"({len(tasks) - 2 * CHAIN_ENDS} more)"
-    return arrow.join([*tasks[:CHAIN_ENDS], hidden, *tasks[-CHAIN_ENDS:]])

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _NO_PARENTS: Mapping[TaskId, Task] = MappingProxyType({})
 _SHOWN_HOPS = 24  # a longer cycle is printed with its middle elided
+PATH_ENDS = 5  # hops shown at each end of a long critical path in text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,12 +94,13 @@ def inherited(sub: Task, parent: Task, nodes: Mapping[TaskId, Task]) -> list[Tas
     return [d for d in own_deps(parent, nodes) if nodes[d].parent != parent.id and d != sub.id]
 
 
-def path_text(hops: list[str]) -> str:
-    """Hops joined by arrows, a long path shown with its middle elided."""
-    if len(hops) > 2 * _SHOWN_HOPS:
-        hidden = len(hops) - 2 * _SHOWN_HOPS
-        hops = [*hops[:_SHOWN_HOPS], f"... {hidden} more ...", *hops[-_SHOWN_HOPS:]]
-    return " -> ".join(hops)
+def path_text(hops: Sequence[str], shown: int = _SHOWN_HOPS, arrow: str = " -> ") -> str:
+    """Hops joined by arrows; a path of more than twice `shown` hops shows that many at each
+    end and how many are between."""
+    if len(hops) > 2 * shown:
+        hidden = len(hops) - 2 * shown
+        hops = [*hops[:shown], f"... {hidden} more ...", *hops[-shown:]]
+    return arrow.join(hops)
 
 
 def units(tasks: TaskList, *, subtasks: bool = False) -> Graph:

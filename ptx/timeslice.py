@@ -14,9 +14,9 @@ nice (which reset-on-fork would take from the children), nothing is changed.
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import struct
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def short_slice() -> Iterator[None]:
 
 def _set_slice(slice_ns: int) -> bool:
     """Set the calling thread's slice (0: the default); False where it is not to be or cannot be."""
-    numbers = _SYSCALLS.get(platform.machine()) if hasattr(os, "sched_getscheduler") else None
+    numbers = _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
     if numbers is None:
         return False
     import ctypes  # noqa: PLC0415 - 2 ms to import, only where it is used

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from ptx.gantt import chain_text, gantt_lines, seconds_text
+from ptx.gantt import gantt_lines, seconds_text
 from ptx.model import Severity
 
 if TYPE_CHECKING:
@@ -130,8 +130,10 @@ def _critical_path_text(plan: Plan) -> Text:
     path = plan.critical_path
     if not path.tasks:
         return Text("nothing to run", style="green")
+    from ptx.graph import PATH_ENDS, path_text  # noqa: PLC0415 - loaded by the plan already
+
     text = Text("critical path: ", style="bold")
-    text.append(chain_text(path.tasks), style="red")
+    text.append(path_text(path.tasks, PATH_ENDS), style="red")
     length = _count(path.steps, "step")
     if path.seconds is not None:
         length = f"{seconds_text(path.seconds)}, {length}"
@@ -243,6 +245,7 @@ def _failed_statuses() -> frozenset[Status]:
 
 
 def _figures_text(result: RunResult) -> Text:
+    from ptx.graph import PATH_ENDS, path_text  # noqa: PLC0415 - see _failed_statuses
     from ptx.report import figures  # noqa: PLC0415 - see _failed_statuses
 
     numbers = figures(result)
@@ -251,7 +254,7 @@ def _figures_text(result: RunResult) -> Text:
     text.append(f"speedup {numbers.speedup:.2f}x on {result.jobs} workers ")
     text.append(f"(efficiency {numbers.efficiency:.0%})\n")
     text.append("critical path ")
-    text.append(chain_text(numbers.critical_path) or "-", style="red")
+    text.append(path_text(numbers.critical_path, PATH_ENDS) or "-", style="red")
     text.append(f" {seconds_text(numbers.critical_seconds)}; ")
     text.append(f"bound max(L, W/P) {seconds_text(numbers.bound)}")
     text.append(f", optimality {numbers.optimality:.0%}; ")

@@ -13,7 +13,8 @@ from rich.console import Console
 from test_run import make_project, ptx, task
 
 from ptx.events import RunResult, Status, TaskResult
-from ptx.gantt import CHAIN_ENDS, LEGEND, PER_TASK_LIMIT, chain_text, gantt_lines
+from ptx.gantt import LEGEND, PER_TASK_LIMIT, gantt_lines
+from ptx.graph import PATH_ENDS, path_text
 from ptx.journal import DB_NAME, Journal
 from ptx.report import figures, report_dict, report_json, result_from_dict
 from ptx.schema import SCHEMA_VERSION
@@ -75,12 +76,13 @@ def test_figures_of_eight_parallel_tasks_and_their_dependent() -> None:
 
 
 def test_a_short_chain_is_shown_whole_and_a_long_one_by_its_ends() -> None:
-    ids = [str(number) for number in range(1, 2 * CHAIN_ENDS + 4)]
-    whole = ids[: 2 * CHAIN_ENDS + 2]
-    assert chain_text(whole) == " -> ".join(whole)
-    assert chain_text(ids) == " -> ".join([*ids[:CHAIN_ENDS], "(3 more)", *ids[-CHAIN_ENDS:]])
-    assert chain_text(["1", "2"], " → ") == "1 → 2"
-    assert chain_text([]) == ""
+    ids = [str(number) for number in range(1, 2 * PATH_ENDS + 4)]
+    whole = ids[: 2 * PATH_ENDS]
+    assert path_text(whole, PATH_ENDS) == " -> ".join(whole)
+    elided = [*ids[:PATH_ENDS], "... 3 more ...", *ids[-PATH_ENDS:]]
+    assert path_text(ids, PATH_ENDS) == " -> ".join(elided)
+    assert path_text(["1", "2"], PATH_ENDS, " → ") == "1 → 2"
+    assert path_text([], PATH_ENDS) == ""
 
 
 def test_a_long_critical_path_keeps_the_run_summary_to_one_line(tmp_path: Path) -> None:
@@ -89,7 +91,7 @@ def test_a_long_critical_path_keeps_the_run_summary_to_one_line(tmp_path: Path) 
     result = ptx(root, "run", "-q", "--report-json", "report.json")
     assert result.returncode == 0, result.stderr
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("critical path")]
-    assert line.startswith("critical path 1 -> 2 -> 3 -> 4 -> 5 -> (20 more) -> 26 -> ")
+    assert line.startswith("critical path 1 -> 2 -> 3 -> 4 -> 5 -> ... 20 more ... -> 26 -> ")
     assert "-> 30 " in line
     report = json.loads((root / "report.json").read_text())
     assert report["critical_path"]["tasks"] == [str(n) for n in range(1, 31)]
