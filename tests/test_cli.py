@@ -16,7 +16,7 @@ from ptx.cli import app, main
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_PROJECT = REPO / "examples" / "demo"
-CORPUS = Path(os.environ.get("PTX_CORPUS", REPO.parent / "shared" / "corpus" / "taskmaster"))
+CORPUS = REPO / "tests" / "data" / "taskmaster"
 CORPUS_FILES = sorted(CORPUS.glob("*__*.json"))
 BROKEN = {"AlexCodeForge__cproject.json", "0xfauzi__testcraft.json"}
 

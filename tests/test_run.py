@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ptx.schema import AttemptRecord
 
 HANG_GUARD = 30.0  # generous upper bound that only catches hangs
-CORPUS = Path("/work/shared/corpus/taskmaster")
+CORPUS = Path(__file__).resolve().parent / "data" / "taskmaster"
 QUICK = {"kill_grace_seconds": 0.5, "retry_backoff_seconds": 0.01}
 
 

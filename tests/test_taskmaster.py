@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,7 @@ from ptx.taskmaster import (
     read_document,
 )
 
-CORPUS = Path(
-    os.environ.get("PTX_CORPUS", Path(__file__).parents[2] / "shared" / "corpus" / "taskmaster")
-)
+CORPUS = Path(__file__).resolve().parent / "data" / "taskmaster"
 CORPUS_FILES = sorted(p for p in CORPUS.glob("*.json") if p.name != "sources.json")
 
 
