@@ -16,8 +16,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ptx import process
-from ptx.executors import Executor, LocalExecutor
+from ptx.executors import process
+from ptx.executors.base import Executor, LocalExecutor
 
 TASKS = 200
 REPEAT = 3
@@ -56,7 +56,7 @@ def _per_task_ms(executor: Executor, folder: Path, threads: int) -> float:
 
 def run(out_dir: Path) -> list[str]:
     try:
-        from ptx import dask_executor  # noqa: PLC0415 - the extra may be missing
+        from ptx.executors import dask as dask_executor  # noqa: PLC0415 - the extra may be missing
     except ModuleNotFoundError:
         return ["dask overhead: distributed not installed (pip install 'ptx[dask]'), skipped"]
     started = time.perf_counter()

@@ -94,7 +94,7 @@ while order.is_active():
 SPAWN_IO_FLOOR = """
 import json, os, select, shutil, sqlite3, sys, tempfile, time
 from graphlib import TopologicalSorter
-from ptx.schema import configure, ensure_schema
+from ptx.journal.schema import configure, ensure_schema
 tasks = {str(t["id"]): t for t in json.load(open(sys.argv[1]))["tasks"]}
 order = TopologicalSorter({i: [str(d) for d in t["dependencies"]] for i, t in tasks.items()})
 order.prepare()

@@ -1,5 +1,5 @@
 """`python -m ptx`."""
 
-from ptx.cli import console
+from ptx.cli.app import console
 
 console()

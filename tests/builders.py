@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from ptx.model import Task, TaskList
+from ptx.core.model import Task, TaskList
 
-if TYPE_CHECKING:
-    from pathlib import Path
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "tests" / "data" / "taskmaster"  # the vendored Taskmaster files, see SOURCES.md
 
 
 def task(task_id: str, *deps: str, status: str = "pending", priority: str = "medium") -> Task:

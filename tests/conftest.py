@@ -11,6 +11,7 @@ import pytest
 from builders import pids_in
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -23,3 +24,14 @@ def pid_file(tmp_path: Path) -> Iterator[Path]:
     for pid in pids_in(path):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """ptx processes a test started: killed and reaped if the test left them running."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

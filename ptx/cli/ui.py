@@ -1,0 +1,314 @@
+"""The terminal: one stdout console for data, one stderr console for messages, Rich views."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.text import Text
+
+from ptx.cli.gantt import gantt_lines, seconds_text
+from ptx.core.model import Severity
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+    from rich.table import Table
+
+    from ptx.core.events import RunResult, Status, TaskResult
+    from ptx.core.model import Finding
+    from ptx.graph.plan import Plan
+
+_TITLE_WIDTH = 60
+
+
+class Ui:
+    """Everything ptx prints goes through here; markup is off so task text stays literal."""
+
+    def __init__(self, *, out: Console | None = None, err: Console | None = None) -> None:
+        self.out = out or Console(markup=False, highlight=False, soft_wrap=True)
+        self.err = err or Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+    def live_console(self) -> Console:
+        """A console for the live table on stdout (print's soft wrapping would not do)."""
+        return Console(file=self.out.file, markup=False, highlight=False)
+
+    def data(self, text: str) -> None:
+        """Machine-readable output: written as is, never styled or wrapped."""
+        self.out.file.write(text if text.endswith("\n") else text + "\n")
+        self.out.file.flush()
+
+    def notice(self, message: str) -> None:
+        self.err.print(Text("ptx: " + message, style="cyan"))
+
+    def warning(self, message: str) -> None:
+        self.err.print(Text("ptx: warning: " + message, style="yellow"))
+
+    def error(self, message: str) -> None:
+        for line in message.splitlines() or [""]:
+            self.err.print(Text("ptx: error: " + line, style="bold red"))
+
+    def display_findings(self, file: str, findings: Sequence[Finding], task_count: int) -> None:
+        from ptx.outputs.export import finding_line  # noqa: PLC0415 - only validate shows findings
+
+        for finding in findings:
+            style = "red" if finding.severity is Severity.ERROR else "yellow"
+            self.out.print(Text(finding_line(file, finding), style=style))
+        errors = sum(1 for finding in findings if finding.severity is Severity.ERROR)
+        summary = (
+            f"{_count(errors, 'error')}, {_count(len(findings) - errors, 'warning')} "
+            f"in {_count(task_count, 'task')}"
+        )
+        self.err.print(Text(summary, style="bold red" if errors else "green"))
+
+    def display_report(self, result: RunResult, *, quiet: bool = False, width: int = 80) -> None:
+        for part in run_report(result, quiet=quiet, width=width):
+            self.out.print(part, overflow="ignore", crop=False)
+
+    def report_width(self, *, plain: bool = False) -> int:
+        """The timeline's width: the terminal's, or 80 where nobody watches a terminal."""
+        return self.out.width if self.out.is_terminal and not plain else 80
+
+    def display_runs(self, rows: Sequence[Sequence[str]]) -> None:
+        header = ("run", "started", "status", "tasks", "wall", "speedup")
+        widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+        self.out.print(Text(_columns(header, widths), style="bold"))
+        for row in rows:
+            style = _STATUS_STYLE.get(row[2], "")
+            self.out.print(Text(_columns(row, widths), style=style), overflow="ignore", crop=False)
+
+    def display_plan(self, plan: Plan) -> None:
+        self.out.print(_plan_header(plan))
+        if plan.groups:
+            self.out.print(_groups_table(plan))
+        self.out.print(_critical_path_text(plan))
+        self.out.print(_prediction_text(plan))
+        for unit, reason in plan.blocked:
+            self.out.print(Text(f"blocked {unit}: {reason}", style="yellow"))
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _plan_header(plan: Plan) -> Text:
+    text = Text(f"tag {plan.tag}: ", style="bold")
+    text.append(f"{_count(len(plan.work.nodes), 'task')} to run in ")
+    text.append(f"{_count(len(plan.groups), 'parallel group')}, ")
+    text.append(f"{len(plan.satisfied)} already done, {len(plan.blocked)} blocked")
+    return text
+
+
+def _groups_table(plan: Plan) -> Table:
+    from rich.table import Table  # noqa: PLC0415 - only plan draws a table: ~2 ms of start-up
+
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("group", justify="right")
+    table.add_column("id", justify="right")
+    table.add_column("task", overflow="ellipsis", no_wrap=True, max_width=_TITLE_WIDTH)
+    table.add_column("priority")
+    table.add_column("estimate", justify="right")
+    critical = set(plan.critical_path.tasks)
+    for number, group in enumerate(plan.groups, start=1):
+        for index, unit in enumerate(group):
+            task = plan.work.nodes[unit]
+            seconds = plan.estimates.get(unit)
+            table.add_row(
+                str(number) if index == 0 else "",
+                Text(unit, style="bold red" if unit in critical else ""),
+                Text(task.title),
+                task.priority,
+                "" if seconds is None else seconds_text(seconds),
+                end_section=index == len(group) - 1,
+            )
+    return table
+
+
+def _critical_path_text(plan: Plan) -> Text:
+    path = plan.critical_path
+    if not path.tasks:
+        return Text("nothing to run", style="green")
+    from ptx.graph.units import PATH_ENDS, path_text  # noqa: PLC0415 - loaded by the plan already
+
+    text = Text("critical path: ", style="bold")
+    text.append(path_text(path.tasks, PATH_ENDS), style="red")
+    length = _count(path.steps, "step")
+    if path.seconds is not None:
+        length = f"{seconds_text(path.seconds)}, {length}"
+    text.append(f" ({length})")
+    return text
+
+
+def _prediction_text(plan: Plan) -> Text:
+    predicted = plan.predicted
+    if predicted is None:
+        return Text("no estimates: add metadata.ptx.estimate_seconds or run once for history")
+    text = Text(f"predicted with -j {plan.jobs}: ", style="bold")
+    makespan, work = seconds_text(predicted.makespan_seconds), seconds_text(predicted.work_seconds)
+    text.append(f"{makespan} for {work}")
+    text.append(f" of work, speedup {predicted.speedup:.2f}x")
+    if predicted.best_jobs is not None:
+        text.append(f"; more than -j {predicted.best_jobs} does not help")
+    return text
+
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "timeout": "bold red",
+    "memory-exceeded": "bold red",
+    "skipped": "yellow",
+    "interrupted": "magenta",
+    "not-run": "dim",
+}
+
+
+_COLUMNS = ("id", "task", "status", "time", "tries", "exit", "log")
+_RIGHT = frozenset({"id", "time", "tries", "exit"})
+
+
+def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> list[RenderableType]:
+    """The final report: the tasks (with `quiet`, only those that did not succeed), the
+    timeline (not with `quiet`), the figures, then ninja-style FAILED blocks."""
+    if not result.tasks:
+        return [Text("nothing to run: every selected task is done already or blocked (ptx plan)")]
+    shown = [task for task in result.tasks if not quiet or task.status.value != "succeeded"]
+    parts: list[RenderableType] = [_task_table(shown)] if shown else []
+    timeline = [] if quiet else gantt_lines(result, width)
+    if timeline:
+        parts.append(Text("\n".join(timeline)))
+    parts.append(_figures_text(result))
+    parts.extend(_safety_lines(result))
+    failed = _failed_statuses()
+    parts.extend(_failed_block(task) for task in result.tasks if task.status in failed)
+    return parts
+
+
+def _task_table(tasks: Sequence[TaskResult]) -> Text:
+    """Aligned columns built as one Text: a Rich Table measures every cell, which costs
+    seconds on thousands of tasks."""
+    rows = [_row(task) for task in tasks]
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(_COLUMNS)]
+    text = Text()
+    text.append(_aligned(_COLUMNS, widths) + "\n", style="bold")
+    for task, row in zip(tasks, rows, strict=True):
+        status = task.status.value
+        for i, cell in enumerate(row):
+            last = i == len(row) - 1
+            padded = cell if last else _pad(cell, _COLUMNS[i], widths[i])
+            text.append(padded, style=_STATUS_STYLE.get(status, "") if i == 2 else "")
+            text.append("\n" if last else "  ")
+    text.rstrip()
+    return text
+
+
+def _row(task: TaskResult) -> tuple[str, ...]:
+    duration = task.duration
+    title = task.title if len(task.title) <= _TITLE_WIDTH else task.title[: _TITLE_WIDTH - 1] + "…"
+    return (
+        task.id,
+        title,
+        task.status.value,
+        "" if duration is None else seconds_text(duration),
+        str(task.attempts),
+        "" if task.exit_code is None else str(task.exit_code),
+        _relative(task.log) if task.log else task.reason or "",
+    )
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
+    columns = zip(_COLUMNS, cells, widths, strict=True)
+    return "  ".join(_pad(cell, name, width) for name, cell, width in columns).rstrip()
+
+
+def _pad(cell: str, column: str, width: int) -> str:
+    return cell.rjust(width) if column in _RIGHT else cell.ljust(width)
+
+
+def _relative(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _failed_statuses() -> frozenset[Status]:
+    """The statuses that get a FAILED block. An interrupted task did not finish either: its
+    block shows how far it got."""
+    # core.events and outputs.report (~8 ms) come with a run anyway; validate, plan and config,
+    # which also print through this module, do without them.
+    from ptx.core.events import FAILURES, Status  # noqa: PLC0415 - only a run's report needs it
+
+    return FAILURES | {Status.INTERRUPTED}
+
+
+def _figures_text(result: RunResult) -> Text:
+    from ptx.graph.units import PATH_ENDS, path_text  # noqa: PLC0415 - see _failed_statuses
+    from ptx.outputs.report import figures  # noqa: PLC0415 - see _failed_statuses
+
+    numbers = figures(result)
+    text = Text()
+    text.append(f"wall {seconds_text(numbers.wall)}, work {seconds_text(numbers.work)}, ")
+    text.append(f"speedup {numbers.speedup:.2f}x on {result.jobs} workers ")
+    text.append(f"(efficiency {numbers.efficiency:.0%})\n")
+    text.append("critical path ")
+    text.append(path_text(numbers.critical_path, PATH_ENDS) or "-", style="red")
+    text.append(f" {seconds_text(numbers.critical_seconds)}; ")
+    text.append(f"bound max(L, W/P) {seconds_text(numbers.bound)}")
+    text.append(f", optimality {numbers.optimality:.0%}; ")
+    text.append(f"level-by-level would take {seconds_text(numbers.level_barrier)}")
+    return text
+
+
+def _safety_lines(result: RunResult) -> list[Text]:
+    lines = [
+        Text(f"breaker {change.resource} {change.state}: {change.reason}", style="yellow")
+        for change in result.breakers
+    ]
+    if result.degraded is not None:
+        reason = result.degraded.reason
+        lines.append(
+            Text(f"fell back to sequential, one task at a time: {reason}", style="bold yellow")
+        )
+    return lines
+
+
+def _columns(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+
+def _failed_block(task: TaskResult) -> Text:
+    from ptx.outputs.report import log_tail  # noqa: PLC0415 - see _failed_statuses
+
+    code = "" if task.exit_code is None else f" (exit {task.exit_code})"
+    text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
+    text.append(Text(f"{task.command or ''}\n", style="dim"))
+    for line in log_tail(task.log):
+        text.append(Text(line + "\n"))
+    if task.log and os.path.exists(task.log):  # noqa: PTH110 - ui.py works on str paths
+        text.append(Text(f"full log: {_relative(task.log)}", style="dim"))
+    else:  # a log is only kept once something was written to it (see logfile.py)
+        text.append(Text("no output", style="dim"))
+    return text
+
+
+def short_duration(seconds: float) -> str:
+    """For a live display: "4.2s", "42s", "4m02s", "1h04m"."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def short_size(count: int) -> str:
+    """Bytes as "512B", "12K", "340M", "2G"."""
+    for unit in ("B", "K", "M", "G"):
+        if count < 1024:
+            return f"{count}{unit}"
+        count //= 1024
+    return f"{count}T"

@@ -1,0 +1,1 @@
+"""Files for other tools: the run's figures and report, JUnit, trace, metrics, exports."""

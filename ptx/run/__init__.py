@@ -1,0 +1,1 @@
+"""A run: the workflow's steps, the loop that owns scheduler state, attempts and guards."""

@@ -1,0 +1,386 @@
+"""A run: the ready queue feeds a bounded pool; one thread owns every piece of scheduler state."""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ptx.core.events import (
+    Notice,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    Status,
+    TaskFinished,
+    TaskInfo,
+    TaskSkipped,
+)
+from ptx.core.model import id_key
+from ptx.executors import process
+from ptx.executors.base import LocalExecutor
+from ptx.graph import schedule
+from ptx.journal.statedir import log_dir, log_path
+from ptx.outputs.report import stored_report
+from ptx.run import commands, policy, safety, timeslice
+from ptx.run.admission import Admission, requests_of
+from ptx.run.attempt import Attempts, Finished, Job, scratch_dir
+from ptx.run.statusfile import StatusWriter
+from ptx.run.track import Track, run_status
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+    from pathlib import Path
+    from types import FrameType
+
+    from ptx.core.events import Event, Listener
+    from ptx.core.model import Project, TaskId
+    from ptx.executors.base import Executor
+    from ptx.graph.units import Graph
+    from ptx.journal.store import Journal
+    from ptx.taskmaster.config import Config
+
+_POLL_SECONDS = 0.1  # how often the loop looks at signals when nothing else happens
+# Why each ready unit waits is worked out at most this often (a unit that waits less is not
+# reported as waiting for a slot): it walks every ready unit, which must not slow dispatch.
+_SURVEY_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOptions:
+    jobs: int
+    timeout: float | None = None
+    retries: int | None = None
+    fail_fast: bool = False
+    update_status: bool = False
+    resumed_from: str | None = None
+    argv: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()  # told right after the run starts, e.g. why -j was lowered
+
+
+class Run:
+    """One `ptx run`: create with the work graph, call `execute()` once from the main thread."""
+
+    def __init__(  # noqa: PLR0913 - the collaborators of a run, each needed
+        self,
+        *,
+        project: Project,
+        config: Config,
+        work: Graph,
+        estimates: Mapping[TaskId, float],
+        journal: Journal,
+        state_dir: Path,
+        options: RunOptions,
+        listener: Listener,
+        probe: safety.SystemProbe | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.project, self.config, self.work = project, config, work
+        self.estimates, self.journal, self.state_dir = estimates, journal, state_dir
+        self.options, self.emit = options, listener
+        self.executor = executor or LocalExecutor()
+        self.queue = schedule.ReadyQueue(work, schedule.rank_keys(work, estimates or None))
+        self.tracks = {
+            unit: Track(task=task, options=commands.effective_options(task, config))
+            for unit, task in work.nodes.items()
+        }
+        self.stop = process.Stop()
+        self.running: set[TaskId] = set()
+        self.delayed: list[tuple[float, TaskId]] = []  # retries waiting for their backoff
+        self.starting = True  # false once fail-fast or an interrupt stops new starts
+        self.signals = 0
+        self.status_writer = StatusWriter(project, enabled=options.update_status, emit=listener)
+        self.run_id = ""
+        self.log_dir = ""  # the run's, once it is recorded
+        self.admission = Admission(
+            config=config,
+            requests=requests_of(work.nodes.values(), config),
+            jobs=options.jobs,
+            total=len(self.tracks),
+            probe=probe or safety.PsutilProbe(),
+        )
+        self.survey_due = time.monotonic() + _SURVEY_SECONDS
+
+    def execute(self) -> RunResult:
+        started = time.time()
+        context = self._begin()
+        with (
+            _signals_caught(self._on_signal),
+            timeslice.short_slice(),  # the loop thread gets its core back from its children
+            scratch_dir(self.run_id, len(self.tracks)) as scratch,
+            ThreadPoolExecutor(self.options.jobs) as pool,
+        ):
+            attempts = Attempts(
+                config=self.config,
+                journal=self.journal,
+                context=context,
+                scratch=scratch,
+                stop=self.stop,
+                emit=self.emit,
+                submit=pool.submit,
+                executor=self.executor,
+            )
+            try:
+                attempts.prepare(
+                    (track.task for track in self.tracks.values()), lambda: bool(self.signals)
+                )
+                self._loop(attempts)
+                self.journal.checkpoint_soon()  # meanwhile the scratch files go, the report is made
+            except BaseException:
+                # Leaving the pool waits for every attempt: none may run on unsupervised.
+                self.stop.request(immediate=True)
+                attempts.hand_over_all()
+                raise
+        self.status_writer.finish()
+        result = self._result(started)
+        self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
+        self.journal.save_report(self.run_id, stored_report(result))
+        self.emit(RunFinished(result=result))
+        return result
+
+    def _begin(self) -> commands.RunContext:
+        """Record the run, make its log directory and announce it."""
+        self.run_id = self.journal.start_run(
+            tag=self.project.tasks.tag,
+            jobs=self.options.jobs,
+            tasks_file=str(self.project.path),
+            argv=self.options.argv,
+            resumed_from=self.options.resumed_from,
+        )
+        logs = log_dir(self.state_dir, self.run_id)
+        logs.mkdir(parents=True, exist_ok=True)
+        self.log_dir = str(logs)
+        self.emit(
+            RunStarted(
+                run_id=self.run_id,
+                jobs=self.options.jobs,
+                total=len(self.tracks),
+                log_dir=self.log_dir,
+                tasks=self._infos(),
+            )
+        )
+        for message in self.options.notices:
+            self.emit(Notice(message=message))
+        return commands.RunContext(
+            root=self.project.root,
+            tag=self.project.tasks.tag,
+            run_id=self.run_id,
+            base_env=dict(os.environ),
+        )
+
+    def _loop(self, attempts: Attempts) -> None:
+        while self.running or (self.starting and not self.queue.is_finished()):
+            self._react_to_signals()
+            self._release_due_retries()
+            self._emit_all(self.admission.tick())
+            self._start_ready(attempts)
+            self._skip_stuck()
+            self._survey()
+            self._wait_for_one(attempts)
+
+    def _start_ready(self, attempts: Attempts) -> None:
+        """Start the best ready units while a slot, the machine, their resources and their
+        breakers allow it."""
+        while self.starting and self.queue.ready_count():
+            if self.admission.held_back(len(self.running)) is not None:
+                return
+            unit = self.queue.take(self.admission.picker(self.emit))
+            if unit is None:
+                return
+            self._start(attempts, unit)
+
+    def _skip_stuck(self) -> None:
+        """Nothing runs and no retry is due, so what is still ready waits only behind open
+        breakers that no result can close any more: skipped, rather than idling until a
+        breaker's timeout lets one trial through."""
+        if self.running or self.delayed or not self.starting:
+            return
+        reasons: dict[TaskId, str] = {}
+
+        def stuck(unit: TaskId) -> bool:
+            # Keeps the reason the pick saw, so it is not worked out a second time.
+            reason = self.admission.stuck(unit)
+            if reason is not None:
+                reasons[unit] = reason
+            return reason is not None
+
+        while (unit := self.queue.take(stuck)) is not None:
+            reason = reasons[unit]
+            self.admission.skipped(unit)
+            self.tracks[unit].status, self.tracks[unit].reason = Status.SKIPPED, reason
+            self.emit(TaskSkipped(id=unit, reason=reason))
+            self._skip_dependents(unit)
+
+    def _survey(self) -> None:
+        now = time.monotonic()
+        if not self.starting or not self.queue.ready_count() or now < self.survey_due:
+            return
+        self.survey_due = now + _SURVEY_SECONDS
+        self.queue.take(self.admission.survey(len(self.running), self.emit))
+
+    def _emit_all(self, events: list[Event]) -> None:
+        for event in events:
+            self.emit(event)
+
+    def _wait_for_one(self, attempts: Attempts) -> None:
+        timeout = _POLL_SECONDS
+        if self.delayed:
+            timeout = min(timeout, max(0.0, self.delayed[0][0] - time.monotonic()))
+        next_tick = self.admission.next_tick()
+        if next_tick is not None:
+            timeout = min(timeout, next_tick)
+        for finished in attempts.wait(timeout):
+            self._on_finished(finished)
+
+    def _infos(self) -> tuple[TaskInfo, ...]:
+        return tuple(
+            TaskInfo(
+                id=unit,
+                title=self.tracks[unit].task.title,
+                dependencies=self.work.deps.get(unit, ()),
+                estimate=self.estimates.get(unit),
+            )
+            for unit in sorted(self.tracks, key=id_key)
+        )
+
+    def _start(self, attempts: Attempts, unit: TaskId) -> None:
+        track = self.tracks[unit]
+        track.attempts += 1
+        if track.first_started is None:
+            track.first_started = time.time()
+            self.status_writer.started(unit)
+        track.log = log_path(self.log_dir, unit, track.attempts)
+        self.running.add(unit)
+        self.admission.started(unit)
+        attempts.begin(
+            Job(
+                task=track.task,
+                options=track.options,
+                attempt=track.attempts,
+                log=track.log,
+                timeout=self._timeout(track),
+            )
+        )
+
+    def _on_finished(self, message: Finished) -> None:
+        unit, outcome, status = message.unit, message.outcome, message.status
+        track = self.tracks[unit]
+        self.running.discard(unit)
+        track.command = message.command or track.command
+        track.last_ended, track.exit_code, track.status = (
+            outcome.ended_at,
+            outcome.exit_code,
+            status,
+        )
+        retry_in = self._retry_delay(track)
+        self.emit(
+            TaskFinished(
+                id=unit,
+                attempt=message.attempt,
+                status=status,
+                exit_code=outcome.exit_code,
+                duration=outcome.ended_at - outcome.started_at,
+                log=track.log or "",
+                retry_in=retry_in,
+                error=outcome.error,
+            )
+        )
+        self._emit_all(self.admission.finished(unit, status, final=retry_in is None))
+        if status is Status.SUCCEEDED:
+            self.queue.done(unit)
+            self.status_writer.succeeded(unit)
+        elif retry_in is not None:
+            heapq.heappush(self.delayed, (time.monotonic() + retry_in, unit))
+        elif status is not Status.INTERRUPTED:
+            self._give_up(unit)
+
+    def _give_up(self, unit: TaskId) -> None:
+        self.status_writer.failed(unit)
+        self._skip_dependents(unit)
+        if self.options.fail_fast and self.starting:
+            self.starting = False
+            self.emit(Notice(message=f"task {unit} failed: --fail-fast starts nothing more"))
+
+    def _skip_dependents(self, unit: TaskId) -> None:
+        for dependent in self.queue.fail(unit):
+            reason = f"dependency {unit} {self.tracks[unit].status.value}"
+            self.tracks[dependent].status, self.tracks[dependent].reason = Status.SKIPPED, reason
+            self.emit(TaskSkipped(id=dependent, reason=reason))
+            self.admission.skipped(dependent)
+
+    def _retry_delay(self, track: Track) -> float | None:
+        if not self.starting:
+            return None
+        allowed = policy.retries(track.options, self.config, cli=self.options.retries)
+        base = self.config.retry_backoff_seconds
+        return policy.retry_delay(track.status, track.attempts, allowed=allowed, base=base)
+
+    def _release_due_retries(self) -> None:
+        now = time.monotonic()
+        while self.delayed and (self.delayed[0][0] <= now or not self.starting):
+            _, unit = heapq.heappop(self.delayed)
+            if self.starting:
+                self.queue.put_back(unit)
+            else:  # fail-fast or an interrupt came while it waited: its last failure stands
+                self._give_up(unit)
+
+    def _timeout(self, track: Track) -> float | None:
+        estimate = self.estimates.get(track.task.id)
+        return policy.timeout(
+            track.options, self.config, cli=self.options.timeout, estimate=estimate
+        )
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only counts: the loop acts on it, so no lock is ever taken inside a signal handler.
+        del signum
+        self.signals += 1
+
+    def _react_to_signals(self) -> None:
+        if not self.signals or (self.stop.requested and not self._escalate()):
+            return
+        immediate = self.signals >= 2
+        if self.starting or immediate:
+            how = "killing tasks now" if immediate else "stopping tasks (Ctrl-C again to kill)"
+            self.emit(Notice(message=f"interrupted: {how}", warning=True))
+        self.starting = False
+        self.stop.request(immediate=immediate)
+
+    def _escalate(self) -> bool:
+        return self.signals >= 2 and not self.stop.immediate
+
+    def _result(self, started: float) -> RunResult:
+        interrupted = bool(self.signals)
+        tracks = (self.tracks[unit] for unit in sorted(self.tracks, key=id_key))
+        results = tuple(track.result(interrupted=interrupted) for track in tracks)
+        return RunResult(
+            run_id=self.run_id,
+            status=run_status(results, interrupted=interrupted),
+            jobs=self.options.jobs,
+            started_at=started,
+            ended_at=time.time(),
+            tasks=results,
+            dependencies=dict(self.work.deps),
+            degraded=self.admission.failures.degraded,
+            breakers=tuple(self.admission.breakers.changes),
+        )
+
+
+@contextlib.contextmanager
+def _signals_caught(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP go to `handler` for the run; outside the main thread, nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {number: signal.signal(number, handler) for number in caught}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)

@@ -1,0 +1,247 @@
+"""`ptx run` as a pipeline of small steps: load, check, select, reap, resume, execute."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ptx.core.errors import ExitCode, PtxError, UsageError
+from ptx.core.model import Severity, id_key
+from ptx.executors import base as executors
+from ptx.executors import process
+from ptx.graph import plan, schedule, validation
+from ptx.journal import estimates
+from ptx.journal.statedir import STATE_DIR_NAME, run_lock
+from ptx.journal.store import Journal
+from ptx.run import commands, safety
+from ptx.run.runner import Run, RunOptions
+from ptx.taskmaster import config as config_module
+from ptx.taskmaster import reader as taskmaster
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from ptx.core.events import Listener, RunResult
+    from ptx.core.model import Finding, Project, TaskId
+    from ptx.executors.base import Executor
+    from ptx.graph.units import Graph
+    from ptx.taskmaster.config import Config
+
+
+class ValidationFailedError(PtxError):
+    """The task list has errors: nothing may run until they are fixed."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, findings: Sequence[Finding], path: Path) -> None:
+        self.findings, self.path = tuple(findings), path
+        super().__init__(f"{len(findings)} validation error(s): fix them or run `ptx validate`")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    file: Path | None
+    tag: str | None
+    config: Path | None
+    cwd: Path
+    environ: Mapping[str, str]
+    jobs: int | None = None
+    subtasks: bool = False
+    targets: tuple[TaskId, ...] = ()
+    timeout: float | None = None
+    retries: int | None = None
+    fail_fast: bool = False
+    update_status: bool | None = None
+    resume: bool = False
+    argv: tuple[str, ...] = ()
+    executor: str = "local"  # or "dask"
+    scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    project: Project
+    config: Config
+    work: Graph
+    estimates: Mapping[TaskId, float]  # only the known ones: history, else estimate_seconds
+    jobs: int
+    notices: tuple[str, ...] = ()
+
+
+def load(request: RunRequest) -> tuple[Project, Config]:
+    project = taskmaster.load_project(
+        file=request.file, start=request.cwd, tag=request.tag, environ=request.environ
+    )
+    config = config_module.load_config(request.config, root=project.root, environ=request.environ)
+    return project, config
+
+
+def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remote slots
+    request: RunRequest,
+    project: Project,
+    config: Config,
+    journal: Journal | None,
+    *,
+    cores: int | None = None,
+    slots: int | None = None,
+) -> Prepared:
+    """Select the work and the estimates that order it (the caller has refused broken input).
+    `slots`: what a remote executor can run at once, which replaces this machine's cores as the
+    bound."""
+    notices: tuple[str, ...] = ()
+    if slots is not None:
+        jobs = effective_jobs(request.jobs or slots, config)
+    else:
+        cores = safety.available_cores() if cores is None else cores
+        jobs = effective_jobs(request.jobs, config, cores)
+        wanted = effective_jobs(request.jobs, config)
+        # Said only to someone who asked for more: the default -j is a ceiling, not a promise.
+        asked = request.jobs is not None and jobs < wanted
+        notices = (_lowered(wanted, jobs, config, cores),) if asked else ()
+    tag, tasks = project.tasks.tag, project.tasks.tasks
+    history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
+    done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
+    selection, known = plan.select_work(
+        project.tasks,
+        satisfied=config.satisfied_statuses,
+        subtasks=request.subtasks,
+        targets=request.targets,
+        history=history,
+        done=done,
+        config=config,
+    )
+    missing = commands.missing_commands(selection.work.nodes.values(), config)
+    if missing:
+        listed = ", ".join(sorted(missing, key=id_key))
+        raise UsageError(
+            f"no command for task(s) {listed}: set metadata.ptx.command, "
+            "tasks.<id>.command or the config's command template"
+        )
+    return Prepared(
+        project=project,
+        config=config,
+        work=selection.work,
+        estimates=known,
+        jobs=jobs,
+        notices=notices,
+    )
+
+
+def effective_jobs(requested: int | None, config: Config, cores: int | None = None) -> int:
+    """-j (or max_concurrency), capped by max_concurrent_tasks and, given the machine's
+    `cores`, by cores / cpu_per_task; 1 when parallelism is off."""
+    if not config.enabled:
+        return 1  # the kill switch: one task at a time
+    limits = config.resource_limits
+    jobs = min(requested or config.max_concurrency, limits.max_concurrent_tasks)
+    if cores is not None:
+        jobs = min(jobs, safety.concurrency_cap(limits.cpu_per_task, cores))
+    return jobs
+
+
+def _lowered(wanted: int, jobs: int, config: Config, cores: int) -> str:
+    cpu = config.resource_limits.cpu_per_task
+    unit = "core" if cores == 1 else "cores"
+    return f"-j {wanted} lowered to {jobs}: cpu_per_task is {cpu:g} and ptx may use {cores} {unit}"
+
+
+def _refuse_errors(project: Project, config: Config) -> None:
+    findings = validation.validate_with_config(project.tasks, config)
+    errors = [finding for finding in findings if finding.severity is Severity.ERROR]
+    if errors:
+        raise ValidationFailedError(errors, project.path)
+
+
+def resumed_done(journal: Journal, tag: str) -> frozenset[TaskId]:
+    """What the last run of this tag (and the runs it resumed) already finished."""
+    last = journal.last_run()
+    if last is None or last.tag != tag:
+        raise UsageError(f"nothing to resume: no earlier run of tag '{tag}'")
+    return journal.succeeded_tasks(last.run_id)
+
+
+def reap_orphans(journal: Journal, grace: float) -> int:
+    """Kill what a ptx killed with SIGKILL left running, before anything is rerun."""
+    orphans = journal.orphaned_attempts()
+    killed = sum(
+        process.kill_stale_group(record.pgid, record.pgid_create_time, grace)
+        for record in orphans
+        if record.pgid is not None and record.pgid_create_time is not None
+    )
+    # Always called: it also closes runs that died between attempts, with nothing left running.
+    journal.mark_orphans_reaped(orphans, ended_at=time.time())
+    return killed
+
+
+def execute(
+    request: RunRequest, listener: Listener, probe: safety.SystemProbe | None = None
+) -> RunResult:
+    """Run the request; `probe` reads the machine (psutil unless a test sets the readings)."""
+    project, config = load(request)
+    state_dir = project.root / STATE_DIR_NAME
+    _refuse_errors(project, config)  # before a cluster is started for nothing
+    with (
+        run_lock(state_dir),
+        Journal.open(state_dir) as journal,
+        contextlib.closing(_executor(request)) as executor,
+    ):
+        remote = executor.slots is not None
+        probe = probe or (safety.IdleProbe() if remote else safety.PsutilProbe())
+        prepared = prepare(
+            request, project, config, journal, cores=probe.cores(), slots=executor.slots
+        )
+        reap_orphans(journal, config.kill_grace_seconds)
+        last = journal.last_run() if request.resume else None
+        run = Run(
+            project=project,
+            config=config,
+            work=prepared.work,
+            # Known estimates only: a task without one gets no derived timeout rather than one
+            # from the others' mean; the ranking fills in the mean by itself.
+            estimates=prepared.estimates,
+            journal=journal,
+            state_dir=state_dir,
+            options=RunOptions(
+                jobs=prepared.jobs,
+                timeout=request.timeout,
+                retries=request.retries,
+                fail_fast=request.fail_fast or config.failure_policy == "fail-fast",
+                update_status=(
+                    config.update_status if request.update_status is None else request.update_status
+                ),
+                resumed_from=last.run_id if last else None,
+                argv=request.argv,
+                notices=prepared.notices,
+            ),
+            listener=listener,
+            probe=probe,
+            executor=executor,
+        )
+        return run.execute()
+
+
+def _executor(request: RunRequest) -> Executor:
+    return executors.open_executor(
+        request.executor, scheduler=request.scheduler, environ=request.environ
+    )
+
+
+def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
+    """What would start, in the order the scheduler would start it, with each command."""
+    project, config = load(request)
+    _refuse_errors(project, config)
+    prepared = prepare(request, project, config, None)
+    work = prepared.work
+    simulation = schedule.simulate(work, prepared.estimates, prepared.jobs)
+    order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))
+    lines = []
+    for slot in order:
+        task = work.nodes[slot.unit]
+        command = commands.command_of(commands.effective_options(task, config), config)
+        if command is not None:  # prepare() refused the run otherwise
+            fields = commands.fields_of(task, prepared.project.tasks.tag, attempt=1)
+            lines.append((slot.unit, commands.display(commands.render(command, fields))))
+    return prepared, lines

@@ -1,0 +1,1 @@
+"""The edge: finding, reading and locking tasks.json, the config, status write-back."""

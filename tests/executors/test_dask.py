@@ -1,0 +1,398 @@
+"""The Dask executor on a loopback LocalCluster: logs, timeouts, stops, worker death, cwd."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytest.importorskip("distributed")
+
+from builders import REPO
+
+from ptx.core.errors import PtxError, UsageError
+from ptx.executors import dask as dask_executor
+from ptx.executors import process
+from ptx.executors.base import MISSING_DASK, LocalExecutor, open_executor
+
+HANG_GUARD = 30.0  # only stops a broken test from hanging the suite
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with dask_executor.start_local_cluster(workers=2, threads=2) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def executor(cluster):
+    opened = dask_executor.connect(cluster.scheduler_address)
+    yield opened
+    opened.client.wait_for_workers(2, timeout=HANG_GUARD)  # a killed worker may be restarting
+    opened.close()
+
+
+def _spec(tmp_path: Path, script: str, **changes: object) -> process.ProcessSpec:
+    fields: dict[str, object] = {
+        "argv": ("/bin/sh", "-c", script),
+        "cwd": str(tmp_path),
+        "env": {"PATH": os.environ["PATH"], "PTX_X": "explicit"},
+        "log_path": str(tmp_path / "logs" / "run" / "7.log"),
+        "timeout": None,
+        "grace": 5.0,
+    }
+    return process.ProcessSpec(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+_SEEN: list[psutil.Process] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftovers():
+    """A failing test must not leave its `sleep 300` behind for the rest of the suite."""
+    yield
+    while _SEEN:
+        with contextlib.suppress(psutil.Error):
+            _SEEN.pop().kill()  # psutil checks the create time: never a reused pid
+
+
+def _pids(path: Path) -> list[int]:
+    """The pids a task wrote, once it wrote both lines (its shell and its background sleep)."""
+    deadline = time.monotonic() + HANG_GUARD
+    while time.monotonic() < deadline:
+        lines = path.read_text().split() if path.exists() else []
+        if len(lines) == 2:
+            pids = [int(line) for line in lines]
+            for pid in pids:
+                with contextlib.suppress(psutil.Error):
+                    _SEEN.append(psutil.Process(pid))
+            return pids
+        time.sleep(0.02)
+    pytest.fail(f"the task never wrote {path}")
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if _is_alive(pid)]
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _gone(pids: list[int]) -> bool:
+    """Whether the processes end within a few seconds (some kills travel through Dask)."""
+    deadline = time.monotonic() + 5.0
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _alive(pids) == []
+
+
+def _in_thread(executor, spec, stop):
+    results: list[process.ProcessOutcome] = []
+    thread = threading.Thread(target=lambda: results.append(executor.run(spec, stop)))
+    thread.start()
+    return thread, results
+
+
+# Writes its own pid and a background sleep's pid, so the test can look for both afterwards.
+_TWO_PIDS = "echo $$ > pids; sleep 300 & echo $! >> pids; "
+
+
+def test_runs_a_command_and_brings_its_log_back(executor, tmp_path):
+    spec = _spec(tmp_path, 'pwd; echo "x=$PTX_X"; echo oops >&2; exit 3')
+    outcome = executor.run(spec, process.Stop())
+    assert (outcome.exit_code, outcome.signal, outcome.error) == (3, None, None)
+    lines = Path(spec.log_path).read_text().splitlines()
+    assert lines[0].startswith("[ptx] ran on Dask worker tcp://127.0.0.1:")
+    assert f"pid {outcome.pid})" in lines[0]
+    assert lines[1:] == [str(tmp_path), "x=explicit", "oops"]
+
+
+def test_a_signal_that_ends_the_command_is_reported_as_locally(executor, tmp_path):
+    spec = _spec(tmp_path, "echo before; kill -KILL $$")
+    outcome = executor.run(spec, process.Stop())
+    assert (outcome.exit_code, outcome.signal) == (None, signal.SIGKILL)
+    assert Path(spec.log_path).read_text().splitlines()[1:] == ["before"]
+
+
+def test_a_command_that_handles_sigterm_keeps_its_exit_code(executor, tmp_path):
+    spec = _spec(tmp_path, _TWO_PIDS + "trap 'echo got TERM; exit 5' TERM; wait", timeout=0.5)
+    outcome = executor.run(spec, process.Stop())
+    assert (outcome.timed_out, outcome.exit_code, outcome.signal) == (True, 5, None)
+    assert "got TERM" in Path(spec.log_path).read_text()
+
+
+def test_slots_are_the_workers_threads(executor):
+    assert executor.slots == 4
+
+
+def test_a_remote_timeout_leaves_no_process_behind(executor, tmp_path):
+    spec = _spec(tmp_path, _TWO_PIDS + "wait", timeout=0.5, grace=0.5)
+    outcome = executor.run(spec, process.Stop())
+    assert outcome.timed_out
+    assert _alive(_pids(tmp_path / "pids")) == []
+    assert "[ptx] timed out after 0.5 s: SIGTERM" in Path(spec.log_path).read_text()
+
+
+def test_a_graceful_stop_terms_the_remote_group_and_waits_for_it(executor, tmp_path):
+    script = _TWO_PIDS + "trap 'echo got TERM; exit 5' TERM; wait"
+    stop = process.Stop()
+    thread, results = _in_thread(executor, _spec(tmp_path, script), stop)
+    pids = _pids(tmp_path / "pids")
+    stop.request()
+    thread.join(HANG_GUARD)
+    assert results[0].interrupted
+    assert _alive(pids) == []
+    assert "got TERM" in Path(tmp_path / "logs" / "run" / "7.log").read_text()
+
+
+def test_an_immediate_stop_kills_a_group_that_ignores_term(executor, tmp_path):
+    script = "trap '' TERM; " + _TWO_PIDS + "wait"
+    stop = process.Stop()
+    thread, results = _in_thread(executor, _spec(tmp_path, script, grace=60.0), stop)
+    pids = _pids(tmp_path / "pids")
+    stop.request()
+    time.sleep(0.3)  # the graceful stop reaches the worker first; the group shrugs it off
+    assert _alive(pids) == pids
+    stop.request(immediate=True)
+    thread.join(HANG_GUARD)
+    assert not thread.is_alive()
+    assert results[0].interrupted
+    assert _alive(pids) == []
+
+
+def test_a_stop_before_the_attempt_starts_sends_nothing(executor, tmp_path):
+    stop = process.Stop()
+    stop.request()
+    outcome = executor.run(_spec(tmp_path, "touch ran"), stop)
+    assert outcome.interrupted
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_stop_cancels_queued_attempts_and_ends_running_ones(executor, tmp_path):
+    stop = process.Stop()  # one per run, as the runner shares it
+    folders = [tmp_path / str(number) for number in range(5)]
+    started = []
+    # Fill the cluster's four threads with tasks that take a second to end after SIGTERM, so
+    # no thread frees up before the queued attempt has been cancelled.
+    busy = _TWO_PIDS + "trap 'sleep 1; exit 5' TERM; wait"
+    for folder in folders[:4]:
+        folder.mkdir()
+        started.append(_in_thread(executor, _spec(folder, busy), stop))
+    pids = [pid for folder in folders[:4] for pid in _pids(folder / "pids")]
+    folders[4].mkdir()
+    queued = _in_thread(executor, _spec(folders[4], "touch ran"), stop)
+    time.sleep(0.3)  # the fifth is submitted and waits for a thread
+    stop.request()
+    for thread, _results in [*started, queued]:
+        thread.join(HANG_GUARD)
+    assert [results[0].interrupted for _thread, results in [*started, queued]] == [True] * 5
+    assert queued[1][0].error == "interrupted before it started"
+    assert _alive(pids) == []
+    time.sleep(0.3)  # had the cancel not reached Dask, the fifth would run now
+    assert not (folders[4] / "ran").exists()
+
+
+def test_a_killed_worker_is_a_failed_attempt_and_takes_its_processes(executor, tmp_path):
+    thread, results = _in_thread(executor, _spec(tmp_path, _TWO_PIDS + "wait"), process.Stop())
+    pids = _pids(tmp_path / "pids")
+    workers = set(executor.client.run(os.getpid).values())
+    victim = next(p.pid for p in psutil.Process(pids[0]).parents() if p.pid in workers)
+    os.kill(victim, signal.SIGKILL)
+    thread.join(HANG_GUARD)
+    assert not thread.is_alive()
+    assert results[0].error is not None
+    assert results[0].error.startswith("worker died: ")
+    assert results[0].exit_code is None
+    assert _gone(pids)
+    assert "[ptx] worker died: " in Path(tmp_path / "logs" / "run" / "7.log").read_text()
+
+
+def test_a_missing_cwd_is_named_with_the_worker(executor, tmp_path):
+    spec = _spec(tmp_path, "true", cwd=str(tmp_path / "absent"))
+    outcome = executor.run(spec, process.Stop())
+    assert outcome.error is not None
+    assert outcome.error.startswith(f"cwd {tmp_path / 'absent'} does not exist on worker tcp://")
+    assert outcome.exit_code == 126
+    assert outcome.error in Path(spec.log_path).read_text()
+
+
+def test_a_driver_that_goes_away_leaves_no_remote_process(cluster, tmp_path):
+    driver = open_executor(
+        "dask", scheduler=None, environ={"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address}
+    )
+    thread, results = _in_thread(driver, _spec(tmp_path, _TWO_PIDS + "wait"), process.Stop())
+    pids = _pids(tmp_path / "pids")
+    driver.close()  # the scheduler releases its keys; the worker plugin stops the attempt
+    thread.join(HANG_GUARD)
+    assert _gone(pids)
+    assert results[0].exit_code != 0
+
+
+class _Unanswered:
+    """A future whose client went away: it never resolves and never calls back."""
+
+    def add_done_callback(self, _callback):
+        pass
+
+
+class _ClosedClient:
+    status = "closed"
+
+
+def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever():
+    driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
+    driver.client = _ClosedClient()
+    ended: list[process.ProcessOutcome] = []
+    waiting = threading.Thread(
+        target=lambda: ended.append(driver._await(_Unanswered(), "t", process.Stop(), 1.0)),
+        daemon=True,  # should it hang, it must not hold the test session open
+    )
+    waiting.start()
+    waiting.join(HANG_GUARD)
+    assert ended, "still waiting for a future no client will ever resolve"
+    assert ended[0].interrupted
+    assert ended[0].error == "the Dask client is closed: the attempt's end is unknown"
+
+
+class _CancelledByTheClose:
+    """A future that resolved because its client closed; asking for its result never returns."""
+
+    def add_done_callback(self, callback):
+        callback(self)
+
+    def result(self, timeout=None):
+        raise AssertionError(f"asked a closed client for a result (timeout {timeout})")
+
+
+def test_an_attempt_that_ended_with_its_client_closing_does_not_ask_for_its_result():
+    driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
+    driver.client = _ClosedClient()
+    ended = driver._await(_CancelledByTheClose(), "t", process.Stop(), 1.0)
+    assert ended.interrupted
+    assert ended.error == "the Dask client is closed: the attempt's end is unknown"
+
+
+def test_only_the_tail_of_a_long_log_comes_back(tmp_path):
+    path = tmp_path / "long.log"
+    path.write_bytes(b"0123456789")
+    assert dask_executor._tail(path, 4) == (b"6789", 6)
+    assert dask_executor._tail(path, 40) == (b"0123456789", 0)
+
+
+def test_the_local_executor_is_process_run_process(tmp_path):
+    executor = open_executor("local", scheduler=None, environ={})
+    assert isinstance(executor, LocalExecutor)
+    assert executor.slots is None
+    spec = _spec(tmp_path, "echo local")
+    assert executor.run(spec, process.Stop()).exit_code == 0
+    assert Path(spec.log_path).read_text() == "local\n"
+
+
+def test_an_unknown_executor_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown executor 'ray': use local or dask"):
+        open_executor("ray", scheduler=None, environ={})
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    with pytest.raises(PtxError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        dask_executor.connect("tcp://127.0.0.1:9", timeout=0.5)
+
+
+def test_without_distributed_the_dask_executor_says_how_to_install_it():
+    script = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from ptx.executors.base import open_executor\n"
+        "try:\n    open_executor('dask', scheduler=None, environ={})\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc.exit_code.value, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == f"PtxError 2 {MISSING_DASK}\n"
+
+
+# --- whole runs through the CLI, on the module's cluster -----------------------------------
+
+
+def _ptx(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PTX_", "TASKMASTER_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "ptx", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _statuses(report: Path) -> dict[str, tuple[str, int | None]]:
+    tasks = json.loads(report.read_text())["tasks"]
+    return {task["id"]: (task["status"], task["exit_code"]) for task in tasks}
+
+
+def test_the_example_project_gives_the_same_results_as_locally(cluster, tmp_path):
+    for name in ("local", "dask"):
+        shutil.copytree(REPO / "examples" / "demo" / ".taskmaster", tmp_path / name / ".taskmaster")
+    local = _ptx(tmp_path / "local", "run", "-j", "4", "-q", "--report-json", "r.json")
+    remote = _ptx(
+        tmp_path / "dask",
+        *("run", "-j", "4", "-q", "--report-json", "r.json"),
+        *("--executor", "dask", "--scheduler", cluster.scheduler_address),
+    )
+    assert (local.returncode, remote.returncode) == (0, 0), remote.stderr
+    assert _statuses(tmp_path / "dask" / "r.json") == _statuses(tmp_path / "local" / "r.json")
+    logs = sorted((tmp_path / "dask" / ".ptx" / "logs").glob("*/12.log"))
+    assert "ran on Dask worker" in logs[0].read_text()
+    assert "done" in logs[0].read_text()  # the task's own output came back to the driver
+
+
+def test_capacities_hold_across_workers(cluster, tmp_path):
+    times = tmp_path / "times"
+    record = f"echo start $(date +%s.%N) >> {times}; sleep 0.4; echo end $(date +%s.%N) >> {times}"
+    tasks = [
+        {
+            "id": number,
+            "title": f"uses the db {number}",
+            "status": "pending",
+            "dependencies": [],
+            "metadata": {"ptx": {"command": record, "resources": {"db": 1}}},
+        }
+        for number in range(1, 5)
+    ]
+    path = tmp_path / ".taskmaster" / "tasks" / "tasks.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"master": {"tasks": tasks}}))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "parallel-execution.yaml").write_text(
+        "parallel_execution:\n  resources: {db: 1}\n"
+    )
+    done = _ptx(
+        tmp_path, "run", "-j", "4", "--executor", "dask", "--scheduler", cluster.scheduler_address
+    )
+    assert done.returncode == 0, done.stderr
+    events = sorted(
+        (float(stamp), 1 if kind == "start" else -1)
+        for kind, stamp in (line.split() for line in times.read_text().splitlines())
+    )
+    running, most = 0, 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    assert len(events) == 8
+    assert most == 1  # four workers' threads were free, the db allowed one at a time

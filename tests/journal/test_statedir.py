@@ -1,0 +1,92 @@
+"""Tests of journal.statedir: log paths, and the run lock against real processes and flocks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+from test_journal import CHILD_TIMEOUT, run_child
+
+from ptx.core.errors import ExitCode
+from ptx.journal.statedir import RunLockedError, log_dir, log_path, run_lock, state_dir_of
+from ptx.journal.store import JournalError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from ptx.journal.statedir import run_lock
+
+with run_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+LOCK_TRIER = """
+import sys
+from pathlib import Path
+from ptx.journal.statedir import RunLockedError, run_lock
+
+try:
+    with run_lock(Path(sys.argv[1])):
+        print("acquired")
+except RunLockedError as exc:
+    print(exc)
+"""
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / ".ptx"
+
+
+def test_log_paths(state: Path) -> None:
+    assert log_dir(state, "r1") == state / "logs" / "r1"
+    assert state_dir_of(str(log_dir(state, "r1"))) == state
+    logs = str(log_dir(state, "r1"))
+    assert log_path(logs, "7.2", 1) == str(state / "logs" / "r1" / "7.2.log")
+    assert log_path(logs, "7.2", 3) == str(state / "logs" / "r1" / "7.2.3.log")
+    for task in ("../x", "..", ".", ""):
+        with pytest.raises(JournalError, match="cannot name a log file"):
+            log_path(logs, task, 1)
+    for run_id in ("..", "", "a/b"):
+        with pytest.raises(JournalError, match="cannot name a log file"):
+            log_dir(state, run_id)
+
+
+def test_run_lock_refuses_another_process_and_names_the_holder(state: Path) -> None:
+    with run_lock(state):
+        refused = run_child(LOCK_TRIER, str(state))
+        assert refused.stdout.strip() == (
+            f"another ptx run is active in {state.parent} (pid {os.getpid()})"
+        )
+    freed = run_child(LOCK_TRIER, str(state))
+    assert freed.stdout.strip() == "acquired"
+
+
+def test_run_lock_is_freed_when_its_holder_is_killed(state: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(state)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        expected = rf"^another ptx run is active in .+ \(pid {holder.pid}\)$"
+        with pytest.raises(RunLockedError, match=expected) as err, run_lock(state):
+            pass
+        assert err.value.exit_code == ExitCode.BAD_INPUT
+    finally:
+        holder.kill()
+        holder.wait(timeout=CHILD_TIMEOUT)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert holder.returncode == -signal.SIGKILL
+    with run_lock(state):
+        assert (state / "run.lock").read_text(encoding="utf-8").strip() == str(os.getpid())

@@ -1,0 +1,86 @@
+"""Tests for taskmaster.lock: Taskmaster's tasks.json.lock on a real filesystem."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from ptx.core.errors import LockTimeoutError
+from ptx.taskmaster.lock import STALE_LOCK_SECONDS, taskmaster_lock
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _tasks_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tasks.json"
+    path.write_text('{"tasks": []}', encoding="utf-8")
+    return path
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_lock_content_is_taskmasters_and_it_is_removed_after(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+    lock = tmp_path / "tasks.json.lock"
+
+    with taskmaster_lock(path, timeout=1):
+        stamp = json.loads(lock.read_text())
+        assert set(stamp) == {"pid", "timestamp"}
+        assert stamp["pid"] == os.getpid()
+        assert abs(stamp["timestamp"] - time.time() * 1000) < 60_000
+
+    assert not lock.exists()
+
+
+def test_a_lock_that_is_no_longer_ours_is_left_in_place(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+    lock = tmp_path / "tasks.json.lock"
+
+    with taskmaster_lock(path, timeout=1):
+        lock.unlink()  # someone judged ours stale and took over
+        lock.write_text('{"pid":1,"timestamp":2}')
+
+    assert lock.read_text() == '{"pid":1,"timestamp":2}'
+
+
+def test_error_inside_the_lock_releases_it(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+
+    with pytest.raises(RuntimeError), taskmaster_lock(path, timeout=1):
+        raise RuntimeError
+
+    assert _names(tmp_path) == ["tasks.json"]
+
+
+def test_a_held_lock_is_not_taken_and_its_holder_is_named(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+    lock = tmp_path / "tasks.json.lock"
+    lock.write_text('{"pid":4242,"timestamp":1}')
+    entered = False
+
+    with pytest.raises(LockTimeoutError) as raised, taskmaster_lock(path, timeout=0.1):
+        entered = True
+
+    assert not entered
+    assert str(raised.value).startswith(f"{lock} is held by pid 4242, ")
+    assert lock.read_text() == '{"pid":4242,"timestamp":1}'
+
+
+def test_a_lock_older_than_the_stale_age_is_broken(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+    lock = tmp_path / "tasks.json.lock"
+    lock.write_text('{"pid":4242,"timestamp":1}')
+    old = time.time() - STALE_LOCK_SECONDS - 5
+    os.utime(lock, (old, old))
+
+    with taskmaster_lock(path, timeout=5):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+    assert _names(tmp_path) == ["tasks.json"]
