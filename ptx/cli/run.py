@@ -17,7 +17,6 @@ from ptx.cli.app import (
     JobsOption,
     JsonOption,
     State,
-    SubtasksOption,
     TagOption,
     app,
     display_path,
@@ -48,7 +47,12 @@ def run(
     config: ConfigOption = None,
     jobs: JobsOption = None,
     *,
-    subtasks: SubtasksOption = False,
+    subtasks: Annotated[
+        bool | None,
+        typer.Option(
+            "--subtasks/--no-subtasks", help="Run subtasks as the units instead of whole tasks."
+        ),
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", min=0.001, help="Seconds per task attempt.")
     ] = None,
@@ -63,7 +67,10 @@ def run(
         typer.Option("--update-status/--no-update-status", help="Write statuses to tasks.json."),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the last run: skip what succeeded.")
+        bool,
+        typer.Option(
+            "--resume", help="Continue the last unfinished run, with its options: skip successes."
+        ),
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Print the order and commands; run nothing.")
@@ -192,7 +199,7 @@ def report(
         if run_id and run_option and run_id != run_option:
             raise UsageError(f"two runs asked for: {run_id} and --run {run_option}")
         run_id = run_id or run_option
-        info = journal.run(run_id) if run_id else journal.last_run()
+        info = journal.run(run_id) if run_id else journal.last_reported_run()
         if info is None:
             raise UsageError(f"no run {run_id}" if run_id else "no runs recorded yet")
         text = journal.report(info.run_id)
@@ -228,8 +235,10 @@ def runs(
 
 
 def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
+    resuming = f" resuming run {prepared.resumed.run_id}:" if prepared.resumed else ""
     State.ui.notice(
-        f"dry run: {len(lines)} tasks with -j {prepared.jobs}, in the order they would start"
+        f"dry run:{resuming} {len(lines)} tasks with -j {prepared.jobs},"
+        " in the order they would start"
     )
     for unit, command in lines:
         State.ui.data(f"{unit}\t{command}")

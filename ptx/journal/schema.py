@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _PAGE_SIZE = 1024
 _CHECKPOINT_BYTES = 80 * 2**20  # of WAL at most between checkpoints
 
@@ -20,7 +20,7 @@ _SCHEMA = (
         tag TEXT NOT NULL, jobs INTEGER NOT NULL, tasks_file TEXT NOT NULL, argv TEXT NOT NULL,
         resumed_from TEXT REFERENCES runs (run_id),
         owner_pid INTEGER NOT NULL, owner_create_time REAL NOT NULL,
-        report TEXT
+        report TEXT, units INTEGER, options TEXT
     )""",
     "CREATE INDEX runs_by_start ON runs (started_at)",
     "CREATE INDEX runs_open ON runs (run_id) WHERE ended_at IS NULL",
@@ -39,6 +39,13 @@ _MIGRATE_1_TO_2 = "ALTER TABLE runs ADD COLUMN report TEXT"
 # Schema 3 dropped the index of open attempts: every attempt's start and end paid a page of
 # it in the WAL, and open runs (runs_open) lead to open attempts just as fast.
 _MIGRATE_2_TO_3 = "DROP INDEX IF EXISTS attempts_open"
+# Schema 4 added how many units a run selected (a run with none never becomes what --resume
+# or `ptx report` pick) and the options a --resume keeps (JSON, see run/resume.py).
+_MIGRATE_3_TO_4 = (
+    "ALTER TABLE runs ADD COLUMN units INTEGER",
+    "ALTER TABLE runs ADD COLUMN options TEXT",
+)
+_MIGRATIONS = ((_MIGRATE_1_TO_2,), (_MIGRATE_2_TO_3,), _MIGRATE_3_TO_4)
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
@@ -64,9 +71,10 @@ def ensure_schema(conn: sqlite3.Connection) -> int | None:
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return None
-    if version in (1, 2):
-        for migration in (_MIGRATE_1_TO_2, _MIGRATE_2_TO_3)[version - 1 :]:
-            conn.execute(migration)
+    if 1 <= version < SCHEMA_VERSION:
+        for step in _MIGRATIONS[version - 1 :]:
+            for migration in step:
+                conn.execute(migration)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return None
     if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
@@ -85,7 +93,7 @@ RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "cras
 
 SELECT_RUNS = """
     SELECT run_id, started_at, ended_at, status, tag, jobs, tasks_file, argv, resumed_from,
-        owner_pid, owner_create_time
+        owner_pid, owner_create_time, units, options
     FROM runs"""
 SELECT_ATTEMPTS = """
     SELECT run_id, task, attempt, command_hash, pgid, pgid_create_time, started_at, ended_at,
@@ -106,6 +114,8 @@ class RunInfo:
     resumed_from: str | None
     owner_pid: int
     owner_create_time: float
+    units: int | None = None  # None: recorded before schema 4
+    options: str | None = None  # JSON of the options a --resume keeps; None before schema 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -53,6 +53,13 @@ _ESTIMATES_SQL = """
     ) FROM wanted AS w"""
 
 
+# Runs recorded before schema 4 have no count: they are taken as having had work.
+_NOT_EMPTY = " WHERE (units IS NULL OR units > 0)"
+_UNFINISHED = """ AND tag = ? AND status != 'succeeded'
+    AND NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.resumed_from = runs.run_id)
+    ORDER BY started_at DESC, run_id DESC LIMIT 1"""
+
+
 class JournalError(PtxError):
     """The state store cannot be opened, read or written."""
 
@@ -184,8 +191,11 @@ class Journal:
         argv: Sequence[str],
         resumed_from: str | None = None,
         started_at: float | None = None,
+        units: int | None = None,
+        options: str | None = None,
     ) -> str:
-        """Record a run owned by this process; return its id, e.g. "20261125-173512-3f9a"."""
+        """Record a run owned by this process; return its id, e.g. "20261125-173512-3f9a".
+        `units`: how many it selected (0: nothing to do); `options`: what a --resume keeps."""
         started = time.time() if started_at is None else started_at
         owner = psutil.Process()
         identity = (owner.pid, owner.create_time())
@@ -197,9 +207,9 @@ class Journal:
             row = (run_id, started, tag, jobs, tasks_file, argv_json, resumed_from, *identity)
             conn.execute(
                 "INSERT INTO runs (run_id, started_at, status, tag, jobs, tasks_file, argv,"
-                " resumed_from, owner_pid, owner_create_time)"
-                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                row,
+                " resumed_from, owner_pid, owner_create_time, units, options)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, units, options),
             )
         return run_id
 
@@ -276,15 +286,33 @@ class Journal:
         with self._guarded() as conn:
             return self._fetch_run(conn, run_id)
 
-    def runs(self, limit: int = 20) -> list[RunInfo]:
-        """The latest runs, newest first."""
-        sql = SELECT_RUNS + " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+    def runs(self, limit: int = 20, *, tag: str | None = None) -> list[RunInfo]:
+        """The latest runs that had something to do (of `tag` if given), newest first."""
+        where = _NOT_EMPTY + ("" if tag is None else " AND tag = ?")
+        sql = SELECT_RUNS + where + " ORDER BY started_at DESC, run_id DESC LIMIT ?"
+        params = (limit,) if tag is None else (tag, limit)
         with self._guarded() as conn:
-            return [run_info(row) for row in conn.execute(sql, (limit,))]
+            return [run_info(row) for row in conn.execute(sql, params)]
 
     def last_run(self) -> RunInfo | None:
+        """The latest run that had something to do."""
         latest = self.runs(1)
         return latest[0] if latest else None
+
+    def last_reported_run(self) -> RunInfo | None:
+        """The latest run with something to do that has a report: what `ptx report` shows."""
+        sql = SELECT_RUNS + _NOT_EMPTY + " AND report IS NOT NULL"
+        with self._guarded() as conn:
+            row = conn.execute(sql + " ORDER BY started_at DESC, run_id DESC LIMIT 1").fetchone()
+        return None if row is None else run_info(row)
+
+    def unfinished_run(self, tag: str) -> RunInfo | None:
+        """The latest run of `tag` with something to do that did not succeed and that no later
+        run resumed: what `--resume` continues."""
+        sql = SELECT_RUNS + _NOT_EMPTY + _UNFINISHED
+        with self._guarded() as conn:
+            row = conn.execute(sql, (tag,)).fetchone()
+        return None if row is None else run_info(row)
 
     def attempts(self, run_id: str) -> list[AttemptRecord]:
         """The attempts of one run, in the order they started."""

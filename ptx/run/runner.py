@@ -60,6 +60,7 @@ class RunOptions:
     fail_fast: bool = False
     update_status: bool = False
     resumed_from: str | None = None
+    kept: str | None = None  # JSON of the options a --resume of this run keeps
     argv: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()  # told right after the run starts, e.g. why -j was lowered
 
@@ -152,6 +153,8 @@ class Run:
             tasks_file=str(self.project.path),
             argv=self.options.argv,
             resumed_from=self.options.resumed_from,
+            units=len(self.tracks),
+            options=self.options.kept,
         )
         logs = log_dir(self.state_dir, self.run_id)
         logs.mkdir(parents=True, exist_ok=True)

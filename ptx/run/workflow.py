@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,8 +15,8 @@ from ptx.executors import process
 from ptx.graph import plan, schedule, validation
 from ptx.journal import estimates
 from ptx.journal.statedir import STATE_DIR_NAME, run_lock
-from ptx.journal.store import Journal
-from ptx.run import commands, safety
+from ptx.journal.store import DB_NAME, Journal
+from ptx.run import commands, resume, safety
 from ptx.run.runner import Run, RunOptions
 from ptx.taskmaster import config as config_module
 from ptx.taskmaster import reader as taskmaster
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from ptx.core.model import Finding, Project, TaskId
     from ptx.executors.base import Executor
     from ptx.graph.units import Graph
+    from ptx.journal.schema import RunInfo
     from ptx.taskmaster.config import Config
 
 
@@ -48,8 +50,9 @@ class RunRequest:
     config: Path | None
     cwd: Path
     environ: Mapping[str, str]
+    # The options a --resume keeps (resume.KeptOptions): None when not given.
     jobs: int | None = None
-    subtasks: bool = False
+    subtasks: bool | None = None
     targets: tuple[TaskId, ...] = ()
     timeout: float | None = None
     retries: int | None = None
@@ -69,6 +72,8 @@ class Prepared:
     estimates: Mapping[TaskId, float]  # only the known ones: history, else estimate_seconds
     jobs: int
     notices: tuple[str, ...] = ()
+    request: RunRequest | None = None  # with the options a resume kept filled in
+    resumed: RunInfo | None = None  # the run a --resume continues
 
 
 def load(request: RunRequest) -> tuple[Project, Config]:
@@ -91,6 +96,7 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     """Select the work and the estimates that order it (the caller has refused broken input).
     `slots`: what a remote executor can run at once, which replaces this machine's cores as the
     bound."""
+    request, resumed = resumed_request(request, journal, project.tasks.tag)
     notices: tuple[str, ...] = ()
     if slots is not None:
         jobs = effective_jobs(request.jobs or slots, config)
@@ -103,11 +109,11 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         notices = (_lowered(wanted, jobs, config, cores),) if asked else ()
     tag, tasks = project.tasks.tag, project.tasks.tasks
     history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
-    done = resumed_done(journal, project.tasks.tag) if request.resume and journal else frozenset()
+    done = journal.succeeded_tasks(resumed.run_id) if journal and resumed else frozenset()
     selection, known = plan.select_work(
         project.tasks,
         satisfied=config.satisfied_statuses,
-        subtasks=request.subtasks,
+        subtasks=bool(request.subtasks),
         targets=request.targets,
         history=history,
         done=done,
@@ -127,6 +133,8 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         estimates=known,
         jobs=jobs,
         notices=notices,
+        request=request,
+        resumed=resumed,
     )
 
 
@@ -155,12 +163,19 @@ def _refuse_errors(project: Project, config: Config) -> None:
         raise ValidationFailedError(errors, project.path)
 
 
-def resumed_done(journal: Journal, tag: str) -> frozenset[TaskId]:
-    """What the last run of this tag (and the runs it resumed) already finished."""
-    last = journal.last_run()
-    if last is None or last.tag != tag:
+def resumed_request(
+    request: RunRequest, journal: Journal | None, tag: str
+) -> tuple[RunRequest, RunInfo | None]:
+    """With --resume: the run it continues, and the request with that run's options where
+    they were not given again."""
+    if not request.resume:
+        return request, None
+    if journal is None:
         raise UsageError(f"nothing to resume: no earlier run of tag '{tag}'")
-    return journal.succeeded_tasks(last.run_id)
+    info = resume.run_to_resume(journal, tag)
+    stored = resume.KeptOptions.from_json(info.options)
+    changes = resume.merged(resume.kept_options(request), stored)
+    return dataclasses.replace(request, **changes), info  # type: ignore[arg-type]
 
 
 def reap_orphans(journal: Journal, grace: float) -> int:
@@ -194,7 +209,7 @@ def execute(
             request, project, config, journal, cores=probe.cores(), slots=executor.slots
         )
         reap_orphans(journal, config.kill_grace_seconds)
-        last = journal.last_run() if request.resume else None
+        request = prepared.request or request
         run = Run(
             project=project,
             config=config,
@@ -212,7 +227,8 @@ def execute(
                 update_status=(
                     config.update_status if request.update_status is None else request.update_status
                 ),
-                resumed_from=last.run_id if last else None,
+                resumed_from=prepared.resumed.run_id if prepared.resumed else None,
+                kept=resume.kept_options(request).to_json(),
                 argv=request.argv,
                 notices=prepared.notices,
             ),
@@ -233,7 +249,14 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     """What would start, in the order the scheduler would start it, with each command."""
     project, config = load(request)
     _refuse_errors(project, config)
-    prepared = prepare(request, project, config, None)
+    state_dir = project.root / STATE_DIR_NAME
+    # Read only: a dry run never creates the journal.
+    with (
+        Journal.open(state_dir)
+        if request.resume and (state_dir / DB_NAME).is_file()
+        else contextlib.nullcontext()
+    ) as journal:
+        prepared = prepare(request, project, config, journal)
     work = prepared.work
     simulation = schedule.simulate(work, prepared.estimates, prepared.jobs)
     order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))

@@ -367,7 +367,7 @@ def test_schema_version_mismatch_is_refused(state: Path) -> None:
     with sqlite3.connect(state / DB_NAME) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 3") as err:
+    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 4") as err:
         Journal.open(state)
     assert err.value.exit_code == ExitCode.BAD_INPUT
 
@@ -401,6 +401,8 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
     dead_run = crash_owner(state)
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-2 ptx left behind
         db.execute("CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL")
+        db.execute("ALTER TABLE runs DROP COLUMN units")
+        db.execute("ALTER TABLE runs DROP COLUMN options")
         db.execute("PRAGMA user_version = 2")
     db.close()
 
@@ -409,7 +411,7 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
             (dead_run, "2", 4242)
         ]
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert "attempts_open" not in indexes

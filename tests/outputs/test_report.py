@@ -258,7 +258,8 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
     with Journal.open(state) as journal:
         run_id = journal.start_run(tag="master", jobs=1, tasks_file="t.json", argv=["ptx"])
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-1 ptx left behind
-        db.execute("ALTER TABLE runs DROP COLUMN report")
+        for column in ("report", "units", "options"):
+            db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         db.execute("PRAGMA user_version = 1")
     db.close()
     with Journal.open(state) as journal:
@@ -267,7 +268,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
         journal.save_report(run_id, '{"kept": true}')
         assert journal.report(run_id) == '{"kept": true}'
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     db.close()
 
 
