@@ -22,7 +22,7 @@ from ptx.cli.app import (
     display_path,
     handled,
 )
-from ptx.core.errors import UsageError
+from ptx.core.errors import ExitCode, UsageError
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 from ptx.taskmaster import discovery
 
@@ -144,7 +144,10 @@ def run(
             scheduler=scheduler,
         )
         if dry_run:
-            _show_dry_run(*workflow.dry_run(request))
+            prepared, lines = workflow.dry_run(request)
+            _show_dry_run(prepared, lines)
+            if prepared.failed_targets:
+                raise typer.Exit(ExitCode.FAILED)
             return
         live = runview.wants_live(plain=plain, quiet=quiet, stream=stream)
         try:
@@ -242,6 +245,11 @@ def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
     )
     for unit, command in lines:
         State.ui.data(f"{unit}\t{command}")
+    for unit, reason in prepared.blocked:
+        if unit in prepared.failed_targets:
+            State.ui.error(f"cannot run target {unit}: {reason}")
+        else:
+            State.ui.notice(f"blocked {unit}: {reason}")
 
 
 @app.command("config")

@@ -173,7 +173,8 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
     """The final report: the tasks (with `quiet`, only those that did not succeed), the
     timeline (not with `quiet`), the figures, then ninja-style FAILED blocks."""
     if not result.tasks:
-        return [Text("nothing to run: every selected task is done already or blocked (ptx plan)")]
+        nothing = Text("nothing to run: every selected task is done already or blocked (ptx plan)")
+        return [nothing, *_blocked_lines(result)]
     shown = [task for task in result.tasks if not quiet or task.status.value != "succeeded"]
     parts: list[RenderableType] = [_task_table(shown)] if shown else []
     timeline = [] if quiet else gantt_lines(result, width)
@@ -181,6 +182,7 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
         parts.append(Text("\n".join(timeline)))
     parts.append(_figures_text(result))
     parts.extend(_safety_lines(result))
+    parts.extend(_blocked_lines(result))
     failed = _failed_statuses()
     parts.extend(_failed_block(task) for task in result.tasks if task.status in failed)
     return parts
@@ -272,6 +274,21 @@ def _safety_lines(result: RunResult) -> list[Text]:
         lines.append(
             Text(f"fell back to sequential, one task at a time: {reason}", style="bold yellow")
         )
+    return lines
+
+
+def _blocked_lines(result: RunResult) -> list[Text]:
+    """Tasks not run because of a status, which are not failures, and targets that could not
+    run, which are; then statuses that could not be written back."""
+    lines = [
+        Text(f"cannot run target {unit}: {reason}", style="bold red")
+        if unit in result.failed_targets
+        else Text(f"blocked {unit}: {reason}", style="yellow")
+        for unit, reason in result.blocked
+    ]
+    if result.unwritten:
+        listed = ", ".join(result.unwritten)
+        lines.append(Text(f"status of {listed} not written to tasks.json", style="bold red"))
     return lines
 
 

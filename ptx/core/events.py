@@ -58,6 +58,10 @@ class RunResult:
     dependencies: dict[TaskId, tuple[TaskId, ...]]  # the work graph, for the report's figures
     degraded: Degraded | None = None
     breakers: tuple[BreakerChanged, ...] = ()  # every transition, in order
+    # Units not run because of their status (or what they wait for), with why: not failures.
+    blocked: tuple[tuple[TaskId, str], ...] = ()
+    failed_targets: tuple[TaskId, ...] = ()  # of `blocked`, targets asked for: the run failed
+    unwritten: tuple[TaskId, ...] = ()  # statuses write-back could not write: the run failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

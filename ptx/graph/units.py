@@ -58,6 +58,8 @@ class Selection:
     work: Graph  # units to run; deps restricted to units inside work
     satisfied: frozenset[TaskId]  # units already satisfied (not run)
     blocked: tuple[tuple[TaskId, str], ...]  # (unit, reason), id order
+    # Targets asked for that cannot run, with why (make's "no rule to make target").
+    failed_targets: tuple[tuple[TaskId, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,7 +171,8 @@ def select(
     `done` names units already finished whatever their status says (a resumed run's successes).
     """
     finished = {u for u in graph.nodes if u in done or _satisfied(graph, u, satisfied, include_all)}
-    scope = _closure(graph, _targets(graph, targets), finished) if targets else set(graph.nodes)
+    wanted = _targets(graph, targets)
+    scope = _closure(graph, wanted, finished) if targets else set(graph.nodes)
     todo = [u for u in sorted(graph.nodes, key=id_key) if u in scope and u not in finished]
     adj = indexed(todo, graph.deps)
     users = dependents(adj)
@@ -178,6 +181,9 @@ def select(
     cyclic = [] if acyclic else components(adj)
     reasons = _spread(todo, users, _roots(graph, todo, adj, cyclic, include_all))
     kept = [u for v, u in enumerate(todo) if v not in reasons]
+    failed: list[tuple[TaskId, str]] = []
+    if targets:
+        kept, failed = _reachable(graph, kept, wanted, (todo, reasons), finished)
     inside = set(kept)
 
     def deps_inside(unit: TaskId) -> tuple[TaskId, ...]:
@@ -189,10 +195,31 @@ def select(
         deps=MappingProxyType({u: deps_inside(u) for u in kept}),
         parents=MappingProxyType({u: graph.parents[u] for u in kept if u in graph.parents}),
     )
-    if acyclic and not reasons:  # the work is all of todo: reuse its index
+    if acyclic and not reasons and len(kept) == len(todo):  # the work is all of todo: reuse
         work.cache["structure"] = Structure(todo, adj, users, order)
     blocked = tuple((todo[v], reasons[v]) for v in sorted(reasons))
-    return Selection(work=work, satisfied=frozenset(finished & scope), blocked=blocked)
+    return Selection(
+        work=work,
+        satisfied=frozenset(finished & scope),
+        blocked=blocked,
+        failed_targets=tuple(failed),
+    )
+
+
+def _reachable(
+    graph: Graph,
+    kept: list[TaskId],
+    wanted: Sequence[TaskId],
+    blocked: tuple[Sequence[TaskId], Mapping[int, str]],
+    finished: set[TaskId],
+) -> tuple[list[TaskId], list[tuple[TaskId, str]]]:
+    """Of `kept`, only what leads to a target that can run (nothing is started for a target
+    that cannot); and the targets that cannot run, with why. `blocked`: todo and its reasons."""
+    todo, reasons = blocked
+    index = {unit: v for v, unit in enumerate(todo)}
+    failed = [(u, reasons[index[u]]) for u in wanted if index.get(u) in reasons]
+    reach = _closure(graph, [u for u in wanted if index.get(u) not in reasons], finished)
+    return [u for u in kept if u in reach], failed
 
 
 def _roots(

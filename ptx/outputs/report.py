@@ -169,6 +169,11 @@ def report_dict(result: RunResult) -> dict[str, Any]:
             for c in result.breakers
         ],
         "tasks": [_task_dict(task, result.dependencies.get(task.id, ())) for task in result.tasks],
+        "blocked": [
+            {"id": unit, "reason": reason, "target": unit in result.failed_targets}
+            for unit, reason in result.blocked
+        ],
+        "unwritten_statuses": list(result.unwritten),
     }
 
 
@@ -239,6 +244,11 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
         },
         degraded=_degraded(data.get("degraded")),
         breakers=tuple(_breaker(entry) for entry in data.get("breakers") or ()),
+        blocked=tuple((entry["id"], entry["reason"]) for entry in data.get("blocked") or ()),
+        failed_targets=tuple(
+            entry["id"] for entry in data.get("blocked") or () if entry.get("target")
+        ),
+        unwritten=tuple(data.get("unwritten_statuses") or ()),
     )
 
 

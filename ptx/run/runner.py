@@ -63,6 +63,8 @@ class RunOptions:
     kept: str | None = None  # JSON of the options a --resume of this run keeps
     argv: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()  # told right after the run starts, e.g. why -j was lowered
+    blocked: tuple[tuple[TaskId, str], ...] = ()  # what the selection left out, and why
+    failed_targets: tuple[TaskId, ...] = ()  # targets among them: the run fails
 
 
 class Run:
@@ -361,9 +363,13 @@ class Run:
         interrupted = bool(self.signals)
         tracks = (self.tracks[unit] for unit in sorted(self.tracks, key=id_key))
         results = tuple(track.result(interrupted=interrupted) for track in tracks)
+        status = run_status(results, interrupted=interrupted)
+        unwritten = self.status_writer.unwritten()
+        if status == "succeeded" and (self.options.failed_targets or unwritten):
+            status = "failed"
         return RunResult(
             run_id=self.run_id,
-            status=run_status(results, interrupted=interrupted),
+            status=status,
             jobs=self.options.jobs,
             started_at=started,
             ended_at=time.time(),
@@ -371,6 +377,9 @@ class Run:
             dependencies=dict(self.work.deps),
             degraded=self.admission.failures.degraded,
             breakers=tuple(self.admission.breakers.changes),
+            blocked=self.options.blocked,
+            failed_targets=self.options.failed_targets,
+            unwritten=unwritten,
         )
 
 

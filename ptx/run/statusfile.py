@@ -60,6 +60,10 @@ class StatusWriter:
             listed = ", ".join(sorted({*self.pending, *self.undo}, key=id_key))
             self.emit(Notice(message=f"status of {listed} not written", warning=True))
 
+    def unwritten(self) -> tuple[TaskId, ...]:
+        """The units whose status stays unwritten after `finish`."""
+        return tuple(sorted({*self.pending, *self.undo}, key=id_key))
+
     def _set(self, unit: TaskId, status: str) -> None:
         if self.enabled:
             self.pending[unit] = status

@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from ptx.taskmaster.config import Config
 
 
+class TargetsBlockedError(PtxError):
+    """No target asked for can run (like make's "no rule to make target"): nothing starts."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, failed: Sequence[tuple[TaskId, str]]) -> None:
+        lines = (f"cannot run target {unit}: {reason}" for unit, reason in failed)
+        super().__init__("\n".join(lines))
+
+
 class ValidationFailedError(PtxError):
     """The task list has errors: nothing may run until they are fixed."""
 
@@ -74,6 +84,8 @@ class Prepared:
     notices: tuple[str, ...] = ()
     request: RunRequest | None = None  # with the options a resume kept filled in
     resumed: RunInfo | None = None  # the run a --resume continues
+    blocked: tuple[tuple[TaskId, str], ...] = ()  # left out because of a status, and why
+    failed_targets: tuple[TaskId, ...] = ()  # targets asked for that cannot run
 
 
 def load(request: RunRequest) -> tuple[Project, Config]:
@@ -119,6 +131,8 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         done=done,
         config=config,
     )
+    if selection.failed_targets and not selection.work.nodes:
+        raise TargetsBlockedError(selection.failed_targets)
     missing = commands.missing_commands(selection.work.nodes.values(), config)
     if missing:
         listed = ", ".join(sorted(missing, key=id_key))
@@ -135,6 +149,8 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         notices=notices,
         request=request,
         resumed=resumed,
+        blocked=selection.blocked,
+        failed_targets=tuple(unit for unit, _ in selection.failed_targets),
     )
 
 
@@ -231,6 +247,8 @@ def execute(
                 kept=resume.kept_options(request).to_json(),
                 argv=request.argv,
                 notices=prepared.notices,
+                blocked=prepared.blocked,
+                failed_targets=prepared.failed_targets,
             ),
             listener=listener,
             probe=probe,

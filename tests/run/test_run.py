@@ -310,7 +310,8 @@ def test_a_held_taskmaster_lock_is_never_written_through(tmp_path: Path) -> None
     finally:
         done.set()
         holder.join()
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a status never written fails the run
+    assert "status of 8, 9 not written to tasks.json" in result.stdout
     assert tasks_file.read_bytes() == before
     assert "warning:" in result.stderr
     assert "tasks.json.lock" in result.stderr
