@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
+import json
 import os
 import sys
 import threading
@@ -18,6 +19,7 @@ import typer
 from ptx import __version__
 from ptx.cli.ui import Ui
 from ptx.core.errors import ExitCode, PtxError, UsageError
+from ptx.core.model import Severity
 from ptx.taskmaster import config as config_module
 from ptx.taskmaster import discovery
 from ptx.taskmaster import reader as taskmaster
@@ -195,31 +197,88 @@ def plan(
     include_all: Annotated[
         bool, typer.Option("--all", help="Ignore statuses: plan the whole graph.")
     ] = False,
+    all_tags: Annotated[bool, typer.Option("--all-tags", help="Plan every tag.")] = False,
     subtasks: SubtasksOption = False,
     output: Annotated[
         PlanFormat, typer.Option("--format", help="Output format.")
     ] = PlanFormat.text,
     as_json: JsonOption = False,
 ) -> None:
-    """Show the parallel groups, the critical path and the predicted speedup."""
+    """Show the parallel groups, the critical path and the predicted speedup; exit 1 when
+    validation finds errors that would make `ptx run` refuse."""
+    from ptx.graph import validation  # noqa: PLC0415 - validate, plan and run need it
+
+    output = PlanFormat.json if as_json else output
+    with handled(), discovery.gc_paused():
+        if all_tags and tag is not None:
+            raise UsageError("--tag and --all-tags exclude each other")
+        if all_tags and output in (PlanFormat.mermaid, PlanFormat.dot):
+            raise UsageError("--all-tags plans print as text or json")
+        projects = (
+            taskmaster.load_all_tags(file=file, start=Path.cwd())
+            if all_tags
+            else (_load(file, tag, None)[0],)
+        )
+        settings = config_module.load_config(config, root=projects[0].root, environ=os.environ)
+        plans = [
+            _make_plan(project, settings, jobs, subtasks=subtasks, include_all=include_all)
+            for project in projects
+        ]
+        _show_plans(plans, output, many=all_tags)
+        errors = [
+            finding
+            for project in projects
+            for finding in validation.validate_with_config(project.tasks, settings)
+            if finding.severity is Severity.ERROR
+        ]
+        if errors:
+            _refusal(display_path(projects[0].path), errors)
+
+
+def _make_plan(
+    project: Project, settings: Config, jobs: int | None, *, subtasks: bool, include_all: bool
+) -> Plan:
     # Planning reads the journal's history (sqlite, psutil): imported here, not at start-up.
     from ptx.graph.plan import make_plan  # noqa: PLC0415 - only plan needs it here
     from ptx.journal import estimates  # noqa: PLC0415 - only plan needs it here: ~12 ms of start-up
 
-    with handled(), discovery.gc_paused():
-        project, settings = _load(file, tag, config)
-        result = make_plan(
-            project.tasks,
-            jobs=jobs or settings.max_concurrency,
-            satisfied=settings.satisfied_statuses,
-            subtasks=subtasks,
-            include_all=include_all,
-            history=estimates.stored(
-                project.root, project.tasks.tag, project.tasks.tasks, settings
-            ),
-            config=settings,
+    return make_plan(
+        project.tasks,
+        jobs=jobs or settings.max_concurrency,
+        satisfied=settings.satisfied_statuses,
+        subtasks=subtasks,
+        include_all=include_all,
+        history=estimates.stored(project.root, project.tasks.tag, project.tasks.tasks, settings),
+        config=settings,
+    )
+
+
+def _refusal(path: str, errors: list[Finding]) -> NoReturn:
+    """The errors that would make `ptx run` refuse, as it prints them; exit 1."""
+    from ptx.outputs.export import finding_line  # noqa: PLC0415 - only findings need it
+
+    for finding in errors:
+        State.ui.err.print(finding_line(path, finding))
+    State.ui.error(
+        f"{len(errors)} validation error(s): `ptx run` refuses to start until they are fixed"
+    )
+    raise typer.Exit(ExitCode.FAILED)
+
+
+def _show_plans(plans: list[Plan], output: PlanFormat, *, many: bool) -> None:
+    if not many:
+        _show_plan(plans[0], output)
+    elif output is PlanFormat.json:
+        from ptx.outputs import export  # noqa: PLC0415 - only the machine formats need it
+
+        State.ui.data(
+            json.dumps([export.plan_dict(p) for p in plans], indent=2, ensure_ascii=False)
         )
-        _show_plan(result, PlanFormat.json if as_json else output)
+    else:
+        for index, each in enumerate(plans):
+            if index:
+                State.ui.data("")
+            _show_plan(each, output)
 
 
 def _show_plan(result: Plan, output: PlanFormat) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ptx.core.model import TaskList
 
 _NO_PARENTS: Mapping[TaskId, Task] = MappingProxyType({})
+_NO_MISSING: Mapping[TaskId, tuple[TaskId, ...]] = MappingProxyType({})
 _SHOWN_HOPS = 24  # a longer cycle is printed with its middle elided
 PATH_ENDS = 5  # hops shown at each end of a long critical path in text
 
@@ -37,6 +39,8 @@ class Graph:
     nodes: Mapping[TaskId, Task]
     deps: Mapping[TaskId, tuple[TaskId, ...]]
     parents: Mapping[TaskId, Task] = field(default_factory=lambda: _NO_PARENTS)
+    # Per unit, the dependencies it names that exist nowhere (PTX102): it can never be ready.
+    missing: Mapping[TaskId, tuple[TaskId, ...]] = field(default_factory=lambda: _NO_MISSING)
     # Derived index structures, computed once: plan, levels and ranking all walk the same graph.
     cache: dict[str, Structure] = field(default_factory=dict, compare=False, repr=False)
 
@@ -112,7 +116,27 @@ def units(tasks: TaskList, *, subtasks: bool = False) -> Graph:
     for task in nodes.values():
         if task.parent is not None and task.parent in nodes:
             children.setdefault(task.parent, []).append(task.id)
-    return _subtask_units(nodes, children) if subtasks else _task_units(nodes, children)
+    found = _subtask_units(nodes, children) if subtasks else _task_units(nodes, children)
+    missing = _missing(found, nodes, children)
+    return dataclasses.replace(found, missing=missing) if missing else found
+
+
+def _missing(
+    graph: Graph, nodes: Mapping[TaskId, Task], children: Mapping[TaskId, list[TaskId]]
+) -> dict[TaskId, tuple[TaskId, ...]]:
+    """The dependencies of each unit (its own, its subtasks', its parent's) that name no task."""
+    found: dict[TaskId, tuple[TaskId, ...]] = {}
+    for unit, task in graph.nodes.items():
+        named = [*task.dependencies]
+        for sub in children.get(unit, ()):
+            named += nodes[sub].dependencies
+        parent = graph.parents.get(unit)
+        if parent is not None:
+            named += parent.dependencies
+        absent = _unique(d for d in named if d not in nodes)
+        if absent:
+            found[unit] = absent
+    return found
 
 
 def _task_units(nodes: Mapping[TaskId, Task], children: Mapping[TaskId, list[TaskId]]) -> Graph:
@@ -235,6 +259,11 @@ def _roots(
         cycle = shortest_cycle(adj, component)
         reason = f"in dependency cycle {path_text([todo[v] for v in cycle])}"
         causes.update((v, (reason, reason)) for v in component)
+    for v, unit in enumerate(todo):
+        absent = graph.missing.get(unit)
+        if absent:
+            named = ", ".join(absent)
+            causes[v] = (f"dependency {named} does not exist", f"missing dependency {named}")
     if not include_all:
         for v, unit in enumerate(todo):
             held = _held(graph, unit)
