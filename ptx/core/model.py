@@ -22,6 +22,9 @@ KNOWN_STATUSES = frozenset(
     {"pending", "in-progress", "review", "done", "completed", "cancelled", "deferred", "blocked"}
 )
 NEVER_SCHEDULED_STATUSES = frozenset({"deferred", "blocked", "cancelled"})
+# Also held by default: `review` means an agent finished and a person is reviewing, and
+# Taskmaster's `next` never offers it (the config's `held_statuses` changes the set).
+DEFAULT_HELD = NEVER_SCHEDULED_STATUSES | {"review"}
 DEFAULT_SATISFIED = frozenset({"done", "completed", "cancelled"})
 PRIORITY_RANK: Mapping[str, int] = MappingProxyType(
     {"critical": 4, "high": 3, "medium": 2, "low": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ptx.core.model import DEFAULT_HELD
 from ptx.graph import schedule
 from ptx.graph import units as graph
 from ptx.run import commands
@@ -55,7 +56,12 @@ def select_work(  # noqa: PLR0913 - keyword-only selection options, each documen
     """The work still to do, and the estimates known for it (history, else estimate_seconds)."""
     unit_graph = graph.units(tasks, subtasks=subtasks)
     selection = graph.select(
-        unit_graph, satisfied=satisfied, include_all=include_all, targets=targets, done=done
+        unit_graph,
+        satisfied=satisfied,
+        include_all=include_all,
+        targets=targets,
+        done=done,
+        held=config.held_statuses if config is not None else DEFAULT_HELD,
     )
     return selection, known_estimates(selection.work, history or {}, config)
 

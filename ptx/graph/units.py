@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ptx.core.errors import UsageError
-from ptx.core.model import NEVER_SCHEDULED_STATUSES, Task, TaskId, id_key
+from ptx.core.model import DEFAULT_HELD, Task, TaskId, id_key
 from ptx.graph.digraph import (
     Structure,
     components,
@@ -182,17 +182,19 @@ def _unique(ids: Iterable[TaskId]) -> tuple[TaskId, ...]:
     return tuple(dict.fromkeys(ids))  # first-seen order; order of dependencies carries no meaning
 
 
-def select(
+def select(  # noqa: PLR0913 - keyword-only selection options, each documented
     graph: Graph,
     *,
     satisfied: frozenset[str],
     include_all: bool = False,
     targets: Sequence[TaskId] = (),
     done: frozenset[TaskId] = frozenset(),
+    held: frozenset[str] = DEFAULT_HELD,
 ) -> Selection:
     """The work still to do: unsatisfied units, minus those blocked by status or by a cycle.
 
-    `done` names units already finished whatever their status says (a resumed run's successes).
+    `done` names units already finished whatever their status says (a resumed run's successes);
+    `held`: the statuses never scheduled.
     """
     finished = {u for u in graph.nodes if u in done or _satisfied(graph, u, satisfied, include_all)}
     wanted = _targets(graph, targets)
@@ -203,7 +205,7 @@ def select(
     order = kahn(adj, users)  # cheaper than Tarjan's, and almost always finds no cycle
     acyclic = len(order) == len(todo)
     cyclic = [] if acyclic else components(adj)
-    reasons = _spread(todo, users, _roots(graph, todo, adj, cyclic, include_all))
+    reasons = _spread(todo, users, _roots(graph, todo, adj, cyclic, None if include_all else held))
     kept = [u for v, u in enumerate(todo) if v not in reasons]
     failed: list[tuple[TaskId, str]] = []
     if targets:
@@ -251,7 +253,7 @@ def _roots(
     todo: Sequence[TaskId],
     adj: Sequence[Sequence[int]],
     cyclic: Sequence[Sequence[int]],
-    include_all: bool,
+    held: frozenset[str] | None,
 ) -> dict[int, tuple[str, str]]:
     """Units blocked in themselves: index -> (their reason, what their dependents cite)."""
     causes: dict[int, tuple[str, str]] = {}
@@ -264,11 +266,11 @@ def _roots(
         if absent:
             named = ", ".join(absent)
             causes[v] = (f"dependency {named} does not exist", f"missing dependency {named}")
-    if not include_all:
+    if held is not None:  # None: --all ignores statuses
         for v, unit in enumerate(todo):
-            held = _held(graph, unit)
-            if held is not None:
-                causes[v] = held
+            cause = _held(graph, unit, held)
+            if cause is not None:
+                causes[v] = cause
     return causes
 
 
@@ -279,13 +281,13 @@ def _satisfied(graph: Graph, unit: TaskId, satisfied: frozenset[str], include_al
     )
 
 
-def _held(graph: Graph, unit: TaskId) -> tuple[str, str] | None:
+def _held(graph: Graph, unit: TaskId, held: frozenset[str]) -> tuple[str, str] | None:
     """Why an unsatisfied unit is never scheduled, and what its dependents cite; None if it runs."""
     status = graph.nodes[unit].status
-    if status in NEVER_SCHEDULED_STATUSES:
+    if status in held:
         return f"status is {status}", status
     parent = graph.parents.get(unit)
-    if parent is not None and parent.status in NEVER_SCHEDULED_STATUSES:
+    if parent is not None and parent.status in held:
         because = f"parent {parent.id} is {parent.status}"
         return because, because
     return None

@@ -98,7 +98,13 @@ class Run:
         self.delayed: list[tuple[float, TaskId]] = []  # retries waiting for their backoff
         self.starting = True  # false once fail-fast or an interrupt stops new starts
         self.signals = 0
-        self.status_writer = StatusWriter(project, enabled=options.update_status, emit=listener)
+        self.status_writer = StatusWriter(
+            project,
+            enabled=options.update_status,
+            emit=listener,
+            hands_off=config.satisfied_statuses | config.held_statuses,
+        )
+        self.withdrawn: dict[TaskId, str] = {}  # not started: a status set outside ptx, and why
         self.run_id = ""
         self.log_dir = ""  # the run's, once it is recorded
         self.admission = Admission(
@@ -256,10 +262,13 @@ class Run:
 
     def _start(self, attempts: Attempts, unit: TaskId) -> None:
         track = self.tracks[unit]
-        track.attempts += 1
         if track.first_started is None:
+            foreign = self.status_writer.started(unit)
+            if foreign is not None:
+                self._withdraw(unit, foreign)
+                return
             track.first_started = time.time()
-            self.status_writer.started(unit)
+        track.attempts += 1
         track.log = log_path(self.log_dir, unit, track.attempts)
         self.running.add(unit)
         self.admission.started(unit)
@@ -272,6 +281,19 @@ class Run:
                 timeout=self._timeout(track),
             )
         )
+
+    def _withdraw(self, unit: TaskId, status: str) -> None:
+        """Someone set the unit's status during the run so that it must not run: it is not
+        started, and neither is what waits for it unless that status satisfies dependencies."""
+        self.emit(Notice(message=f"not starting {unit}: its status is now {status}", warning=True))
+        self.withdrawn[unit] = f"status set to {status} during the run"
+        self.admission.skipped(unit)
+        if status in self.config.satisfied_statuses:
+            self.queue.done(unit)
+            return
+        for dependent in self.queue.fail(unit):
+            self.withdrawn[dependent] = f"waits for {unit} ({status})"
+            self.admission.skipped(dependent)
 
     def _on_finished(self, message: Finished) -> None:
         unit, outcome, status = message.unit, message.outcome, message.status
@@ -361,8 +383,9 @@ class Run:
 
     def _result(self, started: float) -> RunResult:
         interrupted = bool(self.signals)
-        tracks = (self.tracks[unit] for unit in sorted(self.tracks, key=id_key))
-        results = tuple(track.result(interrupted=interrupted) for track in tracks)
+        units = [unit for unit in sorted(self.tracks, key=id_key) if unit not in self.withdrawn]
+        results = tuple(self.tracks[unit].result(interrupted=interrupted) for unit in units)
+        withdrawn = sorted(self.withdrawn.items(), key=lambda item: id_key(item[0]))
         status = run_status(results, interrupted=interrupted)
         unwritten = self.status_writer.unwritten()
         if status == "succeeded" and (self.options.failed_targets or unwritten):
@@ -377,7 +400,7 @@ class Run:
             dependencies=dict(self.work.deps),
             degraded=self.admission.failures.degraded,
             breakers=tuple(self.admission.breakers.changes),
-            blocked=self.options.blocked,
+            blocked=tuple(sorted([*self.options.blocked, *withdrawn], key=lambda b: id_key(b[0]))),
             failed_targets=self.options.failed_targets,
             unwritten=unwritten,
         )

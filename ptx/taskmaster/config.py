@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ptx.core.errors import ConfigError
 from ptx.core.model import (
+    DEFAULT_HELD,
     DEFAULT_SATISFIED,
     KNOWN_STATUSES,
     Command,
@@ -79,6 +80,7 @@ class Config:
     retry_backoff_seconds: float = 1.0
     failure_policy: FailurePolicy = "continue"
     satisfied_statuses: frozenset[str] = DEFAULT_SATISFIED
+    held_statuses: frozenset[str] = DEFAULT_HELD  # never scheduled; what waits on them neither
     update_status: bool = False
     resources: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
     tasks: Mapping[TaskId, TaskOptions] = field(default_factory=lambda: frozen_map(None))
@@ -242,6 +244,7 @@ _SETTINGS: Mapping[str, rules.Parser] = {
     "retry_backoff_seconds": rules.non_negative,
     "failure_policy": _failure_policy,
     "satisfied_statuses": _statuses,
+    "held_statuses": _statuses,
     "update_status": _boolean,
     "resources": rules.resources,
 }

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import stat
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -19,27 +20,71 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 STALE_LOCK_SECONDS = 10.0  # Taskmaster's staleLockAge and proper-lockfile's `stale`
+REFRESH_SECONDS = STALE_LOCK_SECONDS / 2  # proper-lockfile's `update` default: stale / 2
 _RETRY_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Held:
-    """What our lock file looked like when we created it, to recognise it at release."""
+    """The lock directory we made, to recognise it at release (it may have been broken)."""
 
-    content: bytes
+    path: Path
     device: int
     inode: int
 
 
+class _Refresher:
+    """Keeps the mtime of every lock this process holds fresh, as proper-lockfile does, from
+    one thread started on first use: a holder that is alive never looks stale, and a killed
+    one's lock turns stale 10 s later, for Taskmaster and the next ptx to break."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, _Held] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, held: _Held) -> None:
+        with self._wake:
+            self._held[held.path] = held
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ptx-lock", daemon=True)
+                self._thread.start()
+
+    def remove(self, held: _Held) -> None:
+        with self._wake:
+            if self._held.get(held.path) == held:
+                del self._held[held.path]
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait(REFRESH_SECONDS)
+                for held in list(self._held.values()):
+                    _touch(held)
+
+
+def _touch(held: _Held) -> None:
+    with contextlib.suppress(OSError):
+        info = os.lstat(held.path)
+        if (info.st_dev, info.st_ino) == (held.device, held.inode):
+            os.utime(held.path)
+
+
+_REFRESHER = _Refresher()
+
+
 @contextmanager
 def taskmaster_lock(path: Path, *, timeout: float) -> Iterator[None]:
-    """Hold `<path>.lock` the way Taskmaster does; a file or a directory there blocks us."""
+    """Hold `<path>.lock` as tm-core's proper-lockfile does: a directory, its mtime refreshed
+    while held. A file there (legacy Taskmaster's lock) or a directory blocks us alike."""
     lock = path.with_name(path.name + ".lock")
     held = _acquire(lock, timeout)
+    _REFRESHER.add(held)
     try:
         yield
     finally:
-        _release(lock, held)
+        _REFRESHER.remove(held)
+        _release(held)
 
 
 def _acquire(lock: Path, timeout: float) -> _Held:
@@ -48,43 +93,32 @@ def _acquire(lock: Path, timeout: float) -> _Held:
         held = _try_create(lock)
         if held is not None:
             return held
-        if _break_if_stale(lock) and time.monotonic() < deadline:
-            continue  # whoever creates it next wins: maybe us, maybe not
+        if _break_if_stale(lock):
+            held = _try_create(lock)  # once at least, even with no time left: it was dead
+            if held is not None:
+                return held
         if time.monotonic() >= deadline:
             raise LockTimeoutError(_held_message(lock, timeout))
         time.sleep(min(_RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 def _try_create(lock: Path) -> _Held | None:
-    stamp = {"pid": os.getpid(), "timestamp": time.time_ns() // 1_000_000}
-    content = json.dumps(stamp, separators=(",", ":")).encode()  # as JSON.stringify writes it
     try:
-        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        lock.mkdir(mode=0o755)
     except FileExistsError:
         return None
     except OSError as error:
         raise InputError(f"cannot create the lock {lock}: {error.strerror}") from error
-    try:
-        os.write(descriptor, content)
-        info = os.fstat(descriptor)
-    except BaseException:
-        os.close(descriptor)
-        lock.unlink()
-        raise
-    os.close(descriptor)
-    return _Held(content=content, device=info.st_dev, inode=info.st_ino)
+    info = os.lstat(lock)
+    return _Held(path=lock, device=info.st_dev, inode=info.st_ino)
 
 
-def _release(lock: Path, held: _Held) -> None:
+def _release(held: _Held) -> None:
     """Remove the lock only if it is still the one we made (it may have been broken as stale)."""
-    try:
-        info = os.lstat(lock)
-        content = lock.read_bytes()
-    except OSError:
-        return
-    if (info.st_dev, info.st_ino) == (held.device, held.inode) and content == held.content:
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
+    with contextlib.suppress(OSError):
+        info = os.lstat(held.path)
+        if (info.st_dev, info.st_ino) == (held.device, held.inode):
+            held.path.rmdir()
 
 
 def _is_stale(info: os.stat_result) -> bool:

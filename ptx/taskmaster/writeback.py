@@ -18,7 +18,9 @@ from ptx.taskmaster.lock import taskmaster_lock
 from ptx.taskmaster.reader import subtask_number, task_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+
+    Allow = Callable[[str, str], bool]  # (key, its status now): may the change be made?
 
 _DONE = frozenset({"done", "completed"})
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -157,6 +159,7 @@ class _Statuses:
     current: dict[str, str | None]
     writes: dict[str, str] = field(default_factory=dict)
     previous: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # changes left out: the status found
 
     def effective(self, key: str) -> str:
         return self.current[key] or DEFAULT_STATUS
@@ -175,11 +178,21 @@ def _status_of(members: _Members) -> str | None:
     return status.value if status is not None and isinstance(status.value, str) else None
 
 
-def _resolve(nodes: Mapping[str, _Node], changes: Mapping[str, str], *, cascade: bool) -> _Statuses:
-    """Apply the changes in order as `task-master set-status --id=a,b,...` would."""
+def _resolve(
+    nodes: Mapping[str, _Node],
+    changes: Mapping[str, str],
+    *,
+    cascade: bool,
+    allow: Allow | None = None,
+) -> _Statuses:
+    """Apply the changes in order as `task-master set-status --id=a,b,...` would; a change
+    `allow` refuses (given the key and its status now) is left out and noted in `refused`."""
     statuses = _Statuses(current={key: _status_of(node.members) for key, node in nodes.items()})
     for key, status in changes.items():
         node = nodes[key]
+        if allow is not None and not allow(key, statuses.effective(key)):
+            statuses.refused[key] = statuses.effective(key)
+            continue
         statuses.previous.setdefault(key, statuses.effective(key))
         changed = statuses.put(key, status)
         if not cascade:
@@ -262,17 +275,38 @@ def _replace(path: Path, text: str) -> None:
         os.close(directory)
 
 
-def _rewrite(path: Path, tag: str, changes: Mapping[str, str], *, cascade: bool) -> dict[str, str]:
+def _nodes(path: Path, tag: str) -> tuple[Path, str, dict[str, _Node]]:
     target = Path(os.path.realpath(path))  # a symlinked tasks.json stays a symlink
     text = _read(target)
     try:
-        nodes = _index(text, _tag_tasks(text, tag, path))
+        return target, text, _index(text, _tag_tasks(text, tag, path))
     except ValueError as error:
         raise InputError(f"{path} is not valid JSON any more: {error}") from error
+
+
+def read_statuses(path: Path, tag: str) -> dict[str, str]:
+    """The status of every task and subtask of `tag` as the file says now (lower-cased).
+    Taskmaster replaces the file by a rename, so reading needs no lock."""
+    nodes = _nodes(path, tag)[2]
+    found = {key: _status_of(node.members) for key, node in nodes.items()}
+    return {key: (status or DEFAULT_STATUS).lower() for key, status in found.items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Written:
+    previous: dict[str, str]  # each touched id's status before
+    refused: dict[str, str]  # changes `allow` refused: the status each id has
+    writes: dict[str, str]  # what was written, Taskmaster's cascades included
+
+
+def _rewrite(
+    path: Path, tag: str, changes: Mapping[str, str], *, cascade: bool, allow: Allow | None
+) -> Written:
+    target, text, nodes = _nodes(path, tag)
     missing = [key for key in changes if key not in nodes]
     if missing:
         raise InputError(f"{path}: no task {', '.join(missing)} in tag {tag!r} any more")
-    statuses = _resolve(nodes, changes, cascade=cascade)
+    statuses = _resolve(nodes, changes, cascade=cascade, allow=allow)
     edited = _edit(text, nodes, statuses.writes)
     if edited != text:
         json.loads(edited)  # never write what Taskmaster could not read back
@@ -280,7 +314,7 @@ def _rewrite(path: Path, tag: str, changes: Mapping[str, str], *, cascade: bool)
             _replace(target, edited)
         except OSError as error:
             raise InputError(f"cannot write {path}: {error.strerror or error}") from error
-    return statuses.previous
+    return Written(previous=statuses.previous, refused=statuses.refused, writes=statuses.writes)
 
 
 def set_statuses(
@@ -297,5 +331,19 @@ def set_statuses(
     completed takes its unfinished subtasks along, and a subtask's parent follows its subtasks.
     Restore with `cascade=False` and the returned mapping to undo exactly.
     """
+    return write_statuses(path, tag, changes, lock_timeout=lock_timeout, cascade=cascade).previous
+
+
+def write_statuses(  # noqa: PLR0913 - set_statuses' options and the check of each change
+    path: Path,
+    tag: str,
+    changes: Mapping[str, str],
+    *,
+    lock_timeout: float = 10.0,
+    cascade: bool = True,
+    allow: Allow | None = None,
+) -> Written:
+    """`set_statuses`, where each change is first checked, under the lock, against the status
+    the file has now: what `allow` refuses is not written (someone else's status stands)."""
     with taskmaster_lock(path, timeout=lock_timeout):
-        return _rewrite(path, tag, changes, cascade=cascade)
+        return _rewrite(path, tag, changes, cascade=cascade, allow=allow)

@@ -105,13 +105,20 @@ def status_tasks() -> list[Task]:
 def test_select_skips_satisfied_and_blocks_what_waits_on_never_scheduled():
     sel = graph.select(unit_graph(*status_tasks()), satisfied=DEFAULT_SATISFIED)
     assert sel.satisfied == {"1", "6"}
-    assert dict(sel.work.deps) == {"2": (), "7": (), "9": ("2",), "10": (), "11": ()}
+    assert dict(sel.work.deps) == {"2": (), "7": (), "9": ("2",), "11": ()}
     assert sel.blocked == (
         ("3", "status is deferred"),
         ("4", "waits for 3 (deferred)"),
         ("5", "waits for 3 (deferred)"),
         ("8", "status is blocked"),
+        ("10", "status is review"),  # a person is reviewing it: Taskmaster's next skips it
     )
+
+
+def test_review_runs_when_the_config_does_not_hold_it():
+    held = frozenset({"deferred", "blocked", "cancelled"})
+    sel = graph.select(unit_graph(*status_tasks()), satisfied=DEFAULT_SATISFIED, held=held)
+    assert "10" in sel.work.nodes
 
 
 def test_cancelled_blocks_when_it_does_not_satisfy():

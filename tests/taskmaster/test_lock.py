@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ import pytest
 
 from ptx.core.errors import LockTimeoutError
 from ptx.taskmaster.lock import STALE_LOCK_SECONDS, taskmaster_lock
+from tests.projects import HANG_GUARD
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,17 +26,30 @@ def _names(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-def test_lock_content_is_taskmasters_and_it_is_removed_after(tmp_path: Path) -> None:
+def test_the_lock_is_a_directory_as_proper_lockfile_makes_it_and_is_removed_after(
+    tmp_path: Path,
+) -> None:
     path = _tasks_file(tmp_path)
     lock = tmp_path / "tasks.json.lock"
 
     with taskmaster_lock(path, timeout=1):
-        stamp = json.loads(lock.read_text())
-        assert set(stamp) == {"pid", "timestamp"}
-        assert stamp["pid"] == os.getpid()
-        assert abs(stamp["timestamp"] - time.time() * 1000) < 60_000
+        assert lock.is_dir()
+        assert list(lock.iterdir()) == []
 
     assert not lock.exists()
+
+
+def test_a_held_lock_is_refreshed_so_it_never_looks_stale(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+    lock = tmp_path / "tasks.json.lock"
+    old = time.time() - STALE_LOCK_SECONDS - 5
+
+    with taskmaster_lock(path, timeout=1):
+        os.utime(lock, (old, old))  # as if held for longer than the stale age
+        deadline = time.monotonic() + HANG_GUARD
+        while lock.stat().st_mtime <= old + 1:
+            assert time.monotonic() < deadline, "the held lock was never refreshed"
+            time.sleep(0.1)
 
 
 def test_a_lock_that_is_no_longer_ours_is_left_in_place(tmp_path: Path) -> None:
@@ -44,7 +57,7 @@ def test_a_lock_that_is_no_longer_ours_is_left_in_place(tmp_path: Path) -> None:
     lock = tmp_path / "tasks.json.lock"
 
     with taskmaster_lock(path, timeout=1):
-        lock.unlink()  # someone judged ours stale and took over
+        lock.rmdir()  # someone judged ours stale and took over
         lock.write_text('{"pid":1,"timestamp":2}')
 
     assert lock.read_text() == '{"pid":1,"timestamp":2}'
@@ -81,6 +94,19 @@ def test_a_lock_older_than_the_stale_age_is_broken(tmp_path: Path) -> None:
     os.utime(lock, (old, old))
 
     with taskmaster_lock(path, timeout=5):
-        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        assert lock.is_dir()
+
+    assert _names(tmp_path) == ["tasks.json"]
+
+
+def test_a_stale_lock_is_broken_even_without_time_to_wait(tmp_path: Path) -> None:
+    path = _tasks_file(tmp_path)
+    lock = tmp_path / "tasks.json.lock"
+    lock.mkdir()  # what a ptx or a Taskmaster killed while holding it leaves
+    old = time.time() - STALE_LOCK_SECONDS - 5
+    os.utime(lock, (old, old))
+
+    with taskmaster_lock(path, timeout=0):
+        assert lock.is_dir()
 
     assert _names(tmp_path) == ["tasks.json"]
