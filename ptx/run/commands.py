@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ptx.executors.logfile import write_all
+from ptx.taskmaster.reader import subtask_number
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -88,7 +89,31 @@ def prompt(task: Task) -> str:
     ):
         if body.strip():
             sections.append(f"{heading}:\n{body.strip()}")
+    subtasks = _subtask_lines(task)
+    if subtasks:
+        sections.append("Subtasks:\n" + "\n".join(subtasks))
     return "\n\n".join(sections)
+
+
+def _subtask_lines(task: Task) -> list[str]:
+    """The task's subtasks as read (an agent working on the task needs them): id, status and
+    title, then description and details indented."""
+    found = task.raw.get("subtasks")
+    lines: list[str] = []
+    for sub in found if isinstance(found, list) else ():
+        if not isinstance(sub, dict):
+            continue
+        number = subtask_number(sub.get("id")) or "?"
+        status, title = _text(sub, "status") or "pending", _text(sub, "title")
+        lines.append(f"- {task.id}.{number} [{status}] {title}".rstrip())
+        for key in ("description", "details"):
+            lines += [f"  {line}" for line in _text(sub, key).splitlines() if line.strip()]
+    return lines
+
+
+def _text(entry: Mapping[str, object], key: str) -> str:
+    value = entry.get(key)
+    return value.strip() if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

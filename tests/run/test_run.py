@@ -201,6 +201,10 @@ def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
         testStrategy="the strategy",
         priority="high",
         extra={"kept": [1, 2]},
+        subtasks=[
+            {"id": 1, "title": "First part", "status": "done", "description": "one"},
+            {"id": "7.2", "title": "Second part", "details": "line a\nline b"},
+        ],
     )
     root = make_project(tmp_path, [entry])
     result = ptx(root, "run", "--report-json", "report.json")
@@ -235,6 +239,9 @@ def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
     assert not Path(env["PTX_TASK_JSON"]).exists()  # a scratch file: gone with the run
     for text in ("Build it", "the description", "the details", "the strategy"):
         assert text in env["PTX_TASK_PROMPT"]
+    assert env["PTX_TASK_PROMPT"].endswith(
+        "Subtasks:\n- 7.1 [done] First part\n  one\n- 7.2 [pending] Second part\n  line a\n  line b"
+    )
     assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
 
 

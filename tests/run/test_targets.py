@@ -63,3 +63,19 @@ def test_a_plain_run_lists_blocked_tasks_without_failing(tmp_path: Path) -> None
     assert [entry["id"] for entry in report["blocked"]] == ["13", "14"]
     again = ptx(root, "report", "--json")
     assert json.loads(again.stdout)["blocked"] == report["blocked"]
+
+
+def test_review_is_not_run_unless_the_config_says_so(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    tasks = [task(1, f"echo 1 >> {q(ran)}", status="review"), task(2, f"echo 2 >> {q(ran)}")]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run")
+    assert result.returncode == 0, result.stderr
+    assert lines(ran) == ["2"]
+    assert "blocked 1: status is review" in result.stdout
+
+    other = make_project(
+        tmp_path / "other", tasks, held_statuses=["deferred", "blocked", "cancelled"]
+    )
+    assert ptx(other, "run").returncode == 0
+    assert sorted(lines(ran)) == ["1", "2", "2"]
