@@ -129,6 +129,21 @@ def _load(file: Path | None, tag: str | None, config: Path | None) -> tuple[Proj
     return project, settings
 
 
+def _load_tags(
+    file: Path | None, tag: str | None, config: Path | None, *, all_tags: bool
+) -> tuple[tuple[Project, ...], Config]:
+    """The chosen tag, or with `all_tags` every tag, and the config."""
+    if all_tags and tag is not None:
+        raise UsageError("--tag and --all-tags exclude each other")
+    projects = (
+        taskmaster.load_all_tags(file=file, start=Path.cwd())
+        if all_tags
+        else (_load(file, tag, None)[0],)
+    )
+    settings = config_module.load_config(config, root=projects[0].root, environ=os.environ)
+    return projects, settings
+
+
 def display_path(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(Path.cwd().resolve()))
@@ -152,14 +167,7 @@ def validate(
     from ptx.graph import validation  # noqa: PLC0415 - validate and run need it: ~6 ms of start-up
 
     with handled(), discovery.gc_paused():
-        if all_tags and tag is not None:
-            raise UsageError("--tag and --all-tags exclude each other")
-        projects = (
-            taskmaster.load_all_tags(file=file, start=Path.cwd())
-            if all_tags
-            else (_load(file, tag, None)[0],)
-        )
-        settings = config_module.load_config(config, root=projects[0].root, environ=os.environ)
+        projects, settings = _load_tags(file, tag, config, all_tags=all_tags)
         findings = [
             finding
             for project in projects
@@ -210,16 +218,9 @@ def plan(
 
     output = PlanFormat.json if as_json else output
     with handled(), discovery.gc_paused():
-        if all_tags and tag is not None:
-            raise UsageError("--tag and --all-tags exclude each other")
         if all_tags and output in (PlanFormat.mermaid, PlanFormat.dot):
             raise UsageError("--all-tags plans print as text or json")
-        projects = (
-            taskmaster.load_all_tags(file=file, start=Path.cwd())
-            if all_tags
-            else (_load(file, tag, None)[0],)
-        )
-        settings = config_module.load_config(config, root=projects[0].root, environ=os.environ)
+        projects, settings = _load_tags(file, tag, config, all_tags=all_tags)
         plans = [
             _make_plan(project, settings, jobs, subtasks=subtasks, include_all=include_all)
             for project in projects

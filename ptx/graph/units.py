@@ -210,17 +210,7 @@ def select(  # noqa: PLR0913 - keyword-only selection options, each documented
     failed: list[tuple[TaskId, str]] = []
     if targets:
         kept, failed = _reachable(graph, kept, wanted, (todo, reasons), finished)
-    inside = set(kept)
-
-    def deps_inside(unit: TaskId) -> tuple[TaskId, ...]:
-        deps = graph.deps.get(unit, ())
-        return deps if inside.issuperset(deps) else tuple(d for d in deps if d in inside)
-
-    work = Graph(
-        nodes=MappingProxyType({u: graph.nodes[u] for u in kept}),
-        deps=MappingProxyType({u: deps_inside(u) for u in kept}),
-        parents=MappingProxyType({u: graph.parents[u] for u in kept if u in graph.parents}),
-    )
+    work = _subgraph(graph, kept)
     if acyclic and not reasons and len(kept) == len(todo):  # the work is all of todo: reuse
         work.cache["structure"] = Structure(todo, adj, users, order)
     blocked = tuple((todo[v], reasons[v]) for v in sorted(reasons))
@@ -229,6 +219,21 @@ def select(  # noqa: PLR0913 - keyword-only selection options, each documented
         satisfied=frozenset(finished & scope),
         blocked=blocked,
         failed_targets=tuple(failed),
+    )
+
+
+def _subgraph(graph: Graph, kept: Sequence[TaskId]) -> Graph:
+    """The units `kept`, with their dependencies restricted to them."""
+    inside = set(kept)
+
+    def deps_inside(unit: TaskId) -> tuple[TaskId, ...]:
+        deps = graph.deps.get(unit, ())
+        return deps if inside.issuperset(deps) else tuple(d for d in deps if d in inside)
+
+    return Graph(
+        nodes=MappingProxyType({u: graph.nodes[u] for u in kept}),
+        deps=MappingProxyType({u: deps_inside(u) for u in kept}),
+        parents=MappingProxyType({u: graph.parents[u] for u in kept if u in graph.parents}),
     )
 
 

@@ -32,7 +32,7 @@ from ptx.run import commands, policy, safety, timeslice
 from ptx.run.admission import Admission, requests_of
 from ptx.run.attempt import Attempts, Finished, Job, scratch_dir
 from ptx.run.statusfile import StatusWriter
-from ptx.run.track import Track, run_status
+from ptx.run.track import Track, run_result
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -98,13 +98,7 @@ class Run:
         self.delayed: list[tuple[float, TaskId]] = []  # retries waiting for their backoff
         self.starting = True  # false once fail-fast or an interrupt stops new starts
         self.signals = 0
-        self.status_writer = StatusWriter(
-            project,
-            enabled=options.update_status,
-            emit=listener,
-            hands_off=config.satisfied_statuses | config.held_statuses,
-        )
-        self.withdrawn: dict[TaskId, str] = {}  # not started: a status set outside ptx, and why
+        self.status_writer = StatusWriter.for_run(project, config, options.update_status, listener)
         self.run_id = ""
         self.log_dir = ""  # the run's, once it is recorded
         self.admission = Admission(
@@ -147,7 +141,7 @@ class Run:
                 attempts.hand_over_all()
                 raise
         self.status_writer.finish()
-        result = self._result(started)
+        result = run_result(self, started)
         self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
         self.journal.save_report(self.run_id, stored_report(result))
         self.emit(RunFinished(result=result))
@@ -222,10 +216,7 @@ class Run:
             return reason is not None
 
         while (unit := self.queue.take(stuck)) is not None:
-            reason = reasons[unit]
-            self.admission.skipped(unit)
-            self.tracks[unit].status, self.tracks[unit].reason = Status.SKIPPED, reason
-            self.emit(TaskSkipped(id=unit, reason=reason))
+            self._skip(unit, reasons[unit])
             self._skip_dependents(unit)
 
     def _survey(self) -> None:
@@ -283,17 +274,16 @@ class Run:
         )
 
     def _withdraw(self, unit: TaskId, status: str) -> None:
-        """Someone set the unit's status during the run so that it must not run: it is not
-        started, and neither is what waits for it unless that status satisfies dependencies."""
+        """Its status was set during the run so that it must not run: it is left out (listed
+        as blocked), and so is what waits for it unless that status satisfies dependencies."""
         self.emit(Notice(message=f"not starting {unit}: its status is now {status}", warning=True))
-        self.withdrawn[unit] = f"status set to {status} during the run"
-        self.admission.skipped(unit)
-        if status in self.config.satisfied_statuses:
+        satisfied = status in self.config.satisfied_statuses
+        left = () if satisfied else self.queue.fail(unit)
+        if satisfied:
             self.queue.done(unit)
-            return
-        for dependent in self.queue.fail(unit):
-            self.withdrawn[dependent] = f"waits for {unit} ({status})"
-            self.admission.skipped(dependent)
+        self._skip(unit, f"status set to {status} during the run", withheld=True)
+        for dependent in left:
+            self._skip(dependent, f"waits for {unit} ({status})", withheld=True)
 
     def _on_finished(self, message: Finished) -> None:
         unit, outcome, status = message.unit, message.outcome, message.status
@@ -336,10 +326,15 @@ class Run:
 
     def _skip_dependents(self, unit: TaskId) -> None:
         for dependent in self.queue.fail(unit):
-            reason = f"dependency {unit} {self.tracks[unit].status.value}"
-            self.tracks[dependent].status, self.tracks[dependent].reason = Status.SKIPPED, reason
-            self.emit(TaskSkipped(id=dependent, reason=reason))
-            self.admission.skipped(dependent)
+            self._skip(dependent, f"dependency {unit} {self.tracks[unit].status.value}")
+
+    def _skip(self, unit: TaskId, reason: str, *, withheld: bool = False) -> None:
+        """`unit` will not run; `withheld`: left out of the run (a status set outside ptx)."""
+        track = self.tracks[unit]
+        track.status = track.status if withheld else Status.SKIPPED
+        track.reason, track.withheld = reason, withheld
+        self.emit(TaskSkipped(id=unit, reason=reason))
+        self.admission.skipped(unit)
 
     def _retry_delay(self, track: Track) -> float | None:
         if not self.starting:
@@ -380,30 +375,6 @@ class Run:
 
     def _escalate(self) -> bool:
         return self.signals >= 2 and not self.stop.immediate
-
-    def _result(self, started: float) -> RunResult:
-        interrupted = bool(self.signals)
-        units = [unit for unit in sorted(self.tracks, key=id_key) if unit not in self.withdrawn]
-        results = tuple(self.tracks[unit].result(interrupted=interrupted) for unit in units)
-        withdrawn = sorted(self.withdrawn.items(), key=lambda item: id_key(item[0]))
-        status = run_status(results, interrupted=interrupted)
-        unwritten = self.status_writer.unwritten()
-        if status == "succeeded" and (self.options.failed_targets or unwritten):
-            status = "failed"
-        return RunResult(
-            run_id=self.run_id,
-            status=status,
-            jobs=self.options.jobs,
-            started_at=started,
-            ended_at=time.time(),
-            tasks=results,
-            dependencies=dict(self.work.deps),
-            degraded=self.admission.failures.degraded,
-            breakers=tuple(self.admission.breakers.changes),
-            blocked=tuple(sorted([*self.options.blocked, *withdrawn], key=lambda b: id_key(b[0]))),
-            failed_targets=self.options.failed_targets,
-            unwritten=unwritten,
-        )
 
 
 @contextlib.contextmanager

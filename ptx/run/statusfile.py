@@ -13,8 +13,11 @@ from ptx.taskmaster import writeback
 from ptx.taskmaster.lock import STALE_LOCK_SECONDS
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ptx.core.events import Listener
     from ptx.core.model import Project, TaskId
+    from ptx.taskmaster.config import Config
 
 LOCK_WAIT_SECONDS = 2.0
 """How long one write waits for Taskmaster's lock. Taskmaster holds it for milliseconds, and
@@ -54,6 +57,12 @@ class StatusWriter:
         self.blocked = False
         self.seen: tuple[int, int, int] | None = None  # tasks.json as last read without a lock
         self.statuses: dict[str, str] = {}
+
+    @classmethod
+    def for_run(cls, project: Project, config: Config, enabled: bool, emit: Listener) -> Self:
+        """A run's writer: a unit must not start once its status satisfies or is held."""
+        hands_off = config.satisfied_statuses | config.held_statuses
+        return cls(project, enabled=enabled, emit=emit, hands_off=hands_off)
 
     def started(self, unit: TaskId) -> str | None:
         """Before `unit` starts: the status that forbids it (someone set it `deferred`,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx.core.events import Status, TaskResult
+from ptx.core.events import RunResult, Status, TaskResult
+from ptx.core.model import id_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from ptx.core.model import Task, TaskOptions
+    from ptx.run.runner import Run
 
 
 @dataclass(slots=True)
@@ -28,6 +31,7 @@ class Track:
     reason: str | None = None
     log: str | None = None
     command: str | None = None
+    withheld: bool = False  # left out: a status set outside ptx (reason says which)
 
     def result(self, *, interrupted: bool) -> TaskResult:
         """The unit's entry in the run's result; `interrupted`: the run was."""
@@ -48,8 +52,40 @@ class Track:
         )
 
 
-def run_status(results: Iterable[TaskResult], *, interrupted: bool) -> str:
-    """The run's status: interrupted if it was, succeeded if every task did, else failed."""
+def run_status(results: Iterable[TaskResult], *, interrupted: bool, failed: bool = False) -> str:
+    """The run's status: interrupted if it was, succeeded if every task did (and nothing else
+    `failed` it), else failed."""
     if interrupted:
         return "interrupted"
-    return "succeeded" if all(result.status is Status.SUCCEEDED for result in results) else "failed"
+    succeeded = all(result.status is Status.SUCCEEDED for result in results)
+    return "succeeded" if succeeded and not failed else "failed"
+
+
+def run_result(run: Run, started: float) -> RunResult:
+    """The result of `run`, which started at `started`, from its tracks: withheld units join
+    what the selection blocked, and a target that could not run or a status never written
+    fails the run."""
+    interrupted = bool(run.signals)
+    results, withheld = [], []
+    for unit in sorted(run.tracks, key=id_key):
+        track = run.tracks[unit]
+        if track.withheld:
+            withheld.append((unit, track.reason or ""))
+        else:
+            results.append(track.result(interrupted=interrupted))
+    unwritten = run.status_writer.unwritten()
+    failed = bool(run.options.failed_targets or unwritten)
+    return RunResult(
+        run_id=run.run_id,
+        status=run_status(results, interrupted=interrupted, failed=failed),
+        jobs=run.options.jobs,
+        started_at=started,
+        ended_at=time.time(),
+        tasks=tuple(results),
+        dependencies=dict(run.work.deps),
+        degraded=run.admission.failures.degraded,
+        breakers=tuple(run.admission.breakers.changes),
+        blocked=tuple(sorted([*run.options.blocked, *withheld], key=lambda b: id_key(b[0]))),
+        failed_targets=run.options.failed_targets,
+        unwritten=unwritten,
+    )

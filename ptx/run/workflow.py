@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ptx.core.events import Listener, RunResult
     from ptx.core.model import Finding, Project, TaskId
     from ptx.executors.base import Executor
-    from ptx.graph.units import Graph
+    from ptx.graph.units import Graph, Selection
     from ptx.journal.schema import RunInfo
     from ptx.taskmaster.config import Config
 
@@ -131,15 +131,7 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         done=done,
         config=config,
     )
-    if selection.failed_targets and not selection.work.nodes:
-        raise TargetsBlockedError(selection.failed_targets)
-    missing = commands.missing_commands(selection.work.nodes.values(), config)
-    if missing:
-        listed = ", ".join(sorted(missing, key=id_key))
-        raise UsageError(
-            f"no command for task(s) {listed}: set metadata.ptx.command, "
-            "tasks.<id>.command or the config's command template"
-        )
+    _refuse_unrunnable(selection, config)
     return Prepared(
         project=project,
         config=config,
@@ -152,6 +144,19 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         blocked=selection.blocked,
         failed_targets=tuple(unit for unit, _ in selection.failed_targets),
     )
+
+
+def _refuse_unrunnable(selection: Selection, config: Config) -> None:
+    """No target can run (exit 1), or a task that would run has no command (exit 2)."""
+    if selection.failed_targets and not selection.work.nodes:
+        raise TargetsBlockedError(selection.failed_targets)
+    missing = commands.missing_commands(selection.work.nodes.values(), config)
+    if missing:
+        listed = ", ".join(sorted(missing, key=id_key))
+        raise UsageError(
+            f"no command for task(s) {listed}: set metadata.ptx.command, "
+            "tasks.<id>.command or the config's command template"
+        )
 
 
 def effective_jobs(requested: int | None, config: Config, cores: int | None = None) -> int:

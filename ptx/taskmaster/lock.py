@@ -167,7 +167,7 @@ def _held_message(lock: Path, timeout: float) -> str:
         info = os.lstat(lock)
         age = f", {max(0.0, time.time() - info.st_mtime):.1f} s old"
         if stat.S_ISDIR(info.st_mode):
-            holder = "a Taskmaster process (directory lock)"
+            holder = "another process (a directory lock)"
         elif isinstance(pid := json.loads(lock.read_bytes()).get("pid"), int):
             holder = f"pid {pid}"
     except FileNotFoundError:

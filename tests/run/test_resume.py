@@ -17,6 +17,15 @@ def _flaky(runs: Path, ok: Path, number: int) -> str:
     return f"echo {number} >> {q(runs)}; test -e {q(ok)}"
 
 
+def _last_jobs_and_statuses(root: Path) -> tuple[int, list[str]]:
+    """The -j of the last run, and the statuses in tasks.json."""
+    with Journal.open(root / ".ptx") as journal:
+        last = journal.last_run()
+    assert last is not None
+    tasks_json = json.loads((root / ".taskmaster" / "tasks" / "tasks.json").read_text())
+    return last.jobs, [entry["status"] for entry in tasks_json["master"]["tasks"]]
+
+
 def test_an_empty_run_never_becomes_what_resume_report_and_runs_pick(tmp_path: Path) -> None:
     runs, ok = tmp_path / "runs", tmp_path / "ok"
     tasks = [
@@ -58,23 +67,13 @@ def test_resume_keeps_the_options_of_the_run_it_continues(tmp_path: Path) -> Non
     resumed = ptx(root, "run", "--resume")
     assert resumed.returncode == 1  # still failing: retried once more, as the first run was
     assert [record.attempt for record in attempts(root)] == [1, 2]
-    with Journal.open(root / ".ptx") as journal:
-        last = journal.last_run()
-    assert last is not None
-    assert last.jobs == 1
-    tasks_json = json.loads((root / ".taskmaster" / "tasks" / "tasks.json").read_text())
-    assert [t["status"] for t in tasks_json["master"]["tasks"]] == ["done", "pending", "pending"]
+    assert _last_jobs_and_statuses(root) == (1, ["done", "pending", "pending"])
 
     ok.touch()
     again = ptx(root, "run", "--resume", "--retries", "0", "-j", "2")  # given again: they win
     assert again.returncode == 0, again.stderr
     assert [record.attempt for record in attempts(root)] == [1]
-    with Journal.open(root / ".ptx") as journal:
-        last = journal.last_run()
-    assert last is not None
-    assert last.jobs == 2
-    tasks_json = json.loads((root / ".taskmaster" / "tasks" / "tasks.json").read_text())
-    assert [t["status"] for t in tasks_json["master"]["tasks"]] == ["done", "done", "pending"]
+    assert _last_jobs_and_statuses(root) == (2, ["done", "done", "pending"])
 
 
 def test_resume_and_its_dry_run_fail_alike_when_nothing_is_left(tmp_path: Path) -> None:
