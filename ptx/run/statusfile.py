@@ -75,6 +75,11 @@ class StatusWriter:
         refused = self._flush()
         status = refused.pop(unit, None)
         self._said_refused(refused)
+        if unit in self.pending:  # the lock is held: the file, read without it, has to do
+            status = self._read_status(unit)
+            if status not in self.hands_off:
+                return None
+            del self.pending[unit]
         return status
 
     def succeeded(self, unit: TaskId) -> None:

@@ -34,9 +34,10 @@ class _Held:
 
 
 class _Refresher:
-    """Keeps the mtime of every lock this process holds fresh, as proper-lockfile does, from
-    one thread started on first use: a holder that is alive never looks stale, and a killed
-    one's lock turns stale 10 s later, for Taskmaster and the next ptx to break."""
+    """Keeps the mtime of every lock this process holds fresh, as proper-lockfile does: a
+    holder that is alive never looks stale, and a killed one's lock turns stale 10 s later, for
+    Taskmaster and the next ptx to break. Its thread runs only while a lock is held (ptx holds
+    one for milliseconds), so no thread of it outlives a write."""
 
     def __init__(self) -> None:
         self._held: dict[Path, _Held] = {}
@@ -54,10 +55,17 @@ class _Refresher:
         with self._wake:
             if self._held.get(held.path) == held:
                 del self._held[held.path]
+            thread = self._thread if not self._held else None
+            if thread is not None:
+                self._thread = None
+                self._wake.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def _run(self) -> None:
-        while True:
-            with self._wake:
+        me = threading.current_thread()
+        with self._wake:
+            while self._thread is me:
                 self._wake.wait(REFRESH_SECONDS)
                 for held in list(self._held.values()):
                     _touch(held)

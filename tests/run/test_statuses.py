@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -192,3 +193,37 @@ def test_a_lock_left_by_a_killed_ptx_does_not_fail_taskmaster_nor_the_next_run(
     assert "held up" not in result.stderr  # broken at the first write, not waited out
     assert _statuses(tasks_file) == {"1": "done"}
     assert not lock.exists()
+
+
+def test_while_the_lock_is_held_a_status_is_still_checked_before_a_start(
+    tmp_path: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    ran = tmp_path / "ran"
+    tasks = [task(1, _gated(tmp_path, 1)), task(2, f"touch {q(ran)}", 1)]
+    root = make_project(tmp_path, tasks)
+    tasks_file = _tasks_file(root)
+    lock = tasks_file.with_name("tasks.json.lock")
+    lock.mkdir()  # a live holder that never lets go: it keeps the lock fresh
+    stop = threading.Event()
+
+    def keep_fresh() -> None:
+        while not stop.wait(0.2):
+            os.utime(lock)
+
+    holder = threading.Thread(target=keep_fresh)
+    holder.start()
+    try:
+        background.append(proc := spawn(root, "run", "--update-status"))
+        wait_for((tmp_path / "started1").exists, "task 1 to start")
+        data = json.loads(tasks_file.read_text())
+        data["master"]["tasks"][1]["status"] = "deferred"  # a person's edit, not locked
+        tasks_file.with_suffix(".new").write_text(json.dumps(data, indent=2))
+        tasks_file.with_suffix(".new").replace(tasks_file)
+        (tmp_path / "go1").touch()
+        assert proc.wait(HANG_GUARD) == 1, progress(root)  # 1's statuses never got written
+    finally:
+        stop.set()
+        holder.join()
+    assert "not starting 2: its status is now deferred" in progress(root)
+    assert not ran.exists()
+    assert _statuses(tasks_file) == {"1": "pending", "2": "deferred"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -35,8 +36,10 @@ def test_the_lock_is_a_directory_as_proper_lockfile_makes_it_and_is_removed_afte
     with taskmaster_lock(path, timeout=1):
         assert lock.is_dir()
         assert list(lock.iterdir()) == []
+        assert "ptx-lock" in {thread.name for thread in threading.enumerate()}
 
     assert not lock.exists()
+    assert "ptx-lock" not in {thread.name for thread in threading.enumerate()}  # none lingers
 
 
 def test_a_held_lock_is_refreshed_so_it_never_looks_stale(tmp_path: Path) -> None:
