@@ -7,7 +7,6 @@ import dataclasses
 import threading
 import time
 from collections import Counter, deque
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +33,10 @@ from ptx.core.events import (
 )
 from ptx.core.model import id_key
 from ptx.executors.proctree import tree_pids
-from ptx.outputs.report import remaining_bound
+from ptx.outputs.report import graph_of, remaining_bound
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from rich.console import Console, RenderableType
     from typing_extensions import Self
@@ -114,8 +113,7 @@ class LiveView:
         self.console, self.clock = console, clock
         self._lock = threading.Lock()
         self._rows: dict[TaskId, _Row] = {}
-        self._deps: Mapping[TaskId, Sequence[TaskId]] = {}
-        self._order: tuple[TaskId, ...] = ()  # dependencies first, for the predictions
+        self._graph = graph_of({}, ())  # the run's, for the predictions
         self._running: dict[TaskId, None] = {}  # dicts as insertion-ordered sets
         self._waiting: dict[TaskId, None] = {}
         self._recent: deque[TaskId] = deque(maxlen=RECENT)
@@ -170,8 +168,7 @@ class LiveView:
         self._run_id, self._jobs, self._began = event.run_id, event.jobs, now
         for info in event.tasks:
             self._rows[info.id] = _Row(id=info.id, title=info.title, estimate=info.estimate)
-        self._deps = {info.id: info.dependencies for info in event.tasks}
-        self._order = tuple(TopologicalSorter(self._deps).static_order())
+        self._graph = graph_of({info.id: info.dependencies for info in event.tasks}, ())
 
     def _task_started(self, event: TaskStarted, now: float) -> None:
         row = self._row(event.id)
@@ -343,7 +340,7 @@ class LiveView:
                 for row in self._rows.values()
                 if row.state in _OPEN
             ]
-            order = self._order
+            shape = self._graph
         known = [estimate for _, estimate, _ in open_rows if estimate is not None]
         if not known:
             return None if open_rows else 0.0
@@ -352,7 +349,7 @@ class LiveView:
             unit: max(0.0, (mean if estimate is None else estimate) - (now - (started or now)))
             for unit, estimate, started in open_rows
         }
-        return remaining_bound(left, order, self._deps, self._jobs)
+        return remaining_bound(left, shape, self._jobs)
 
 
 class _TreeProbe:
