@@ -91,3 +91,16 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def log_end(path: str | Path, limit: int, size: int | None = None) -> tuple[bytes, int]:
+    """The last `limit` bytes of a log (of its first `size` bytes, when given) and the offset
+    they start at, reading only its end: logs can be gigabytes. (b"", 0) when it cannot be read."""
+    try:
+        with Path(path).open("rb") as handle:
+            end = handle.seek(0, os.SEEK_END) if size is None else size
+            start = max(0, end - limit)
+            handle.seek(start)
+            return handle.read(end - start), start
+    except OSError:
+        return b"", 0

@@ -7,14 +7,16 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ptx.core.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
 from ptx.core.model import id_key
+from ptx.executors.logfile import log_end
 from ptx.graph.digraph import Structure, dependents, depths, indexed, kahn, longest_path
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ptx.core.model import TaskId
     from ptx.journal.schema import RunInfo
 
@@ -269,15 +271,8 @@ def summary_cells(summary: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def log_tail(path: str | None, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last lines of a log, reading only its end: logs can be gigabytes."""
+    """The last lines of a log, from at most its last `max_bytes`."""
     if path is None:
         return []
-    try:
-        with Path(path).open("rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except OSError:
-        return []
+    data, _ = log_end(path, max_bytes)
     return data.decode("utf-8", "replace").splitlines()[-lines:]

@@ -286,13 +286,6 @@ def test_an_attempt_that_ended_with_its_client_closing_does_not_ask_for_its_resu
     assert ended.error == "the Dask client is closed: the attempt's end is unknown"
 
 
-def test_only_the_tail_of_a_long_log_comes_back(tmp_path):
-    path = tmp_path / "long.log"
-    path.write_bytes(b"0123456789")
-    assert dask_executor._tail(path, 4) == (b"6789", 6)
-    assert dask_executor._tail(path, 40) == (b"0123456789", 0)
-
-
 def test_the_local_executor_is_process_run_process(tmp_path):
     executor = open_executor("local", scheduler=None, environ={})
     assert isinstance(executor, LocalExecutor)
