@@ -204,10 +204,9 @@ class LiveView:
             self._notices.append((event.message, "yellow" if event.warning else "cyan"))
         elif isinstance(event, BreakerChanged):
             style = "cyan" if event.state == "closed" else "yellow"
-            self._notices.append((f"breaker {event.resource} {event.state}: {event.reason}", style))
+            self._notices.append((event.text, style))
         elif isinstance(event, Degraded):
-            message = f"fell back to sequential, one task at a time: {event.reason}"
-            self._notices.append((message, "bold yellow"))
+            self._notices.append((event.text, "bold yellow"))
 
     # --- drawing: on Live's refresh thread, never under the lock for long -------------------
 

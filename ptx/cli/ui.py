@@ -263,15 +263,9 @@ def _figures_text(result: RunResult) -> Text:
 
 
 def _safety_lines(result: RunResult) -> list[Text]:
-    lines = [
-        Text(f"breaker {change.resource} {change.state}: {change.reason}", style="yellow")
-        for change in result.breakers
-    ]
+    lines = [Text(change.text, style="yellow") for change in result.breakers]
     if result.degraded is not None:
-        reason = result.degraded.reason
-        lines.append(
-            Text(f"fell back to sequential, one task at a time: {reason}", style="bold yellow")
-        )
+        lines.append(Text(result.degraded.text, style="bold yellow"))
     return lines
 
 

@@ -139,7 +139,7 @@ def test_many_failures_fall_back_to_one_task_at_a_time(tmp_path: Path) -> None:
     result = ptx(root, "run", "-j", "4", "--report-json", "r.json")
     assert result.returncode == 1
     [told] = [line for line in result.stderr.splitlines() if "sequential" in line]
-    assert "warning: falling back to sequential, one task at a time: 5 of 5 finished" in told
+    assert "warning: fell back to sequential, one task at a time: 5 of 5 finished" in told
     report = read_report(root / "r.json")
     degraded = report["degraded"]
     assert degraded["reason"].startswith("5 of 5 finished tasks failed (100%)")
