@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ptx.cli.follow import last_line
-from ptx.cli.ui import short_duration, short_size
+from ptx.cli.ui import STATUS_STYLE, short_duration, short_size
 from ptx.core.events import (
     FAILURES,
     BreakerChanged,
@@ -48,18 +48,18 @@ SAMPLE_SECONDS = 1.0  # process-tree CPU and memory, and the remaining-time pred
 RECENT = 20  # finished and failed tasks remembered for "just finished"
 JUST_FINISHED = 3  # shown before the tasks that wait; more only if there is room
 NOTICES = 3  # shown under the table; all are printed again when the view closes
-_STATE = {
-    "queued": ("·", "dim"),
-    "waiting": ("…", "yellow"),
-    "running": ("▶", "bold cyan"),
-    "retry": ("↻", "yellow"),
-    "succeeded": ("✓", "green"),
-    "failed": ("✗", "bold red"),
-    "timeout": ("⏱", "bold red"),
-    "memory-exceeded": ("✗", "bold red"),
-    "skipped": ("↷", "yellow"),
-    "interrupted": ("■", "magenta"),
-    "not-run": ("·", "dim"),
+_SYMBOL = {
+    "queued": "·",
+    "waiting": "…",
+    "running": "▶",
+    "retry": "↻",
+    "succeeded": "✓",
+    "failed": "✗",
+    "timeout": "⏱",
+    "memory-exceeded": "✗",
+    "skipped": "↷",
+    "interrupted": "■",
+    "not-run": "·",
 }
 # Counted as failed in the header (rows keep a status's value as their state).
 _BAD = frozenset(status.value for status in FAILURES | {Status.INTERRUPTED})
@@ -301,7 +301,7 @@ class LiveView:
         return table
 
     def _cells(self, row: _Row, now: float) -> dict[str, Text]:
-        symbol, style = _STATE.get(row.state, ("?", ""))
+        symbol, style = _SYMBOL.get(row.state, "?"), STATUS_STYLE.get(row.state, "")
         elapsed = None if row.started is None else (row.ended or now) - row.started
         cpu, rss = self._probe.usage(row.pid) if row.state == "running" else (None, None)
         return {

@@ -76,7 +76,7 @@ class Ui:
         widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
         self.out.print(Text(_columns(header, widths), style="bold"))
         for row in rows:
-            style = _STATUS_STYLE.get(row[2], "")
+            style = STATUS_STYLE.get(row[2], "")
             self.out.print(Text(_columns(row, widths), style=style), overflow="ignore", crop=False)
 
     def display_plan(self, plan: Plan) -> None:
@@ -154,7 +154,11 @@ def _prediction_text(plan: Plan) -> Text:
     return text
 
 
-_STATUS_STYLE = {
+STATUS_STYLE = {  # one colour per state, wherever a task's or a run's state is shown
+    "queued": "dim",
+    "waiting": "yellow",
+    "running": "bold cyan",
+    "retry": "yellow",
     "succeeded": "green",
     "failed": "bold red",
     "timeout": "bold red",
@@ -198,7 +202,7 @@ def _task_table(tasks: Sequence[TaskResult]) -> Text:
         for i, cell in enumerate(row):
             last = i == len(row) - 1
             padded = cell if last else _pad(cell, _COLUMNS[i], widths[i])
-            text.append(padded, style=_STATUS_STYLE.get(status, "") if i == 2 else "")
+            text.append(padded, style=STATUS_STYLE.get(status, "") if i == 2 else "")
             text.append("\n" if last else "  ")
     text.rstrip()
     return text
