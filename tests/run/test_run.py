@@ -419,6 +419,20 @@ def test_dry_run_prints_order_and_commands_and_runs_nothing(tmp_path: Path) -> N
     assert {path.name for path in root.iterdir()} == {".taskmaster", "config"}
 
 
+def test_dry_run_prints_the_commands_the_real_run_runs(tmp_path: Path) -> None:
+    tasks = [
+        task(1, "echo {id} {tag}", title="it's"),
+        task(2, ["echo", "{title}", "try {attempt}"], 1, title="two words"),
+    ]
+    root = make_project(tmp_path, tasks)
+    dry = ptx(root, "run", "--dry-run")
+    real = ptx(root, "run", "--report-json", "report.json")
+    assert (dry.returncode, real.returncode) == (0, 0), dry.stderr + real.stderr
+    ran = {entry["id"]: entry["command"] for entry in read_report(root / "report.json")["tasks"]}
+    assert dict(line.split("\t") for line in dry.stdout.splitlines()) == ran
+    assert ran == {"1": "echo 1 master", "2": "echo 'two words' 'try 1'"}
+
+
 def test_targets_run_with_their_unfinished_dependencies_only(tmp_path: Path) -> None:
     tasks = [
         task(1, "touch one", status="done"),
