@@ -152,5 +152,5 @@ def alive(pid: int) -> bool:
         return False
 
 
-def q(path: Path) -> str:
+def q(path: str | Path) -> str:
     return shlex.quote(str(path))

@@ -206,7 +206,8 @@ def test_cpu_and_memory_cover_the_whole_process_tree(tmp_path: Path) -> None:
         while cpu < 20 or rss < 60 * 2**20:  # the busy child, not the sleeping shell
             assert time.monotonic() < deadline, (cpu, rss)
             probe.sample([parent.pid])
-            cpu, rss = (value or 0 for value in probe.usage(parent.pid))  # type: ignore[assignment]
+            cpu_now, rss_now = probe.usage(parent.pid)
+            cpu, rss = cpu_now or 0.0, rss_now or 0
             time.sleep(0.2)
         probe.sample([None, 999_999_999])
         assert probe.usage(999_999_999) == (0.0, 0)

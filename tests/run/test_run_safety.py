@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ptx.cli.app import app
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 
 # --- times recorded by the tasks themselves ---------------------------------------------------
@@ -185,8 +185,10 @@ sys.exit(0 if result.status == "succeeded" else 1)
 """
 
 
-def probed_run(root: Path, *, jobs: int = 3, cores: int = 8, **reading: float) -> str:
-    values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **reading}
+def probed_run(
+    root: Path, reading: Mapping[str, float] | None = None, *, jobs: int = 3, cores: int = 8
+) -> str:
+    values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **(reading or {})}
     script = _PROBED_RUN.format(jobs=jobs, cores=cores, **values)
     result = python(root, script)
     assert result.returncode == 0, result.stderr
@@ -206,7 +208,7 @@ def test_a_busy_machine_runs_one_task_at_a_time_and_says_why(
 ) -> None:
     times = tmp_path / "times"
     root = make_project(tmp_path, [task(n, timed(times, f"t{n}", 0.7)) for n in range(1, 4)])
-    stderr = probed_run(root, **reading)
+    stderr = probed_run(root, reading)
     assert peak(list(intervals(times).values())) == 1
     waiting = [line for line in stderr.splitlines() if "waiting" in line]
     assert waiting
