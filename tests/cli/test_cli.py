@@ -10,12 +10,13 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from builders import CORPUS, REPO
+from builders import CORPUS, REPO, SCRIPTS
 from typer.testing import CliRunner
 
 from ptx.cli.app import app, main
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 DEMO_PROJECT = REPO / "examples" / "demo"
@@ -324,12 +325,6 @@ def test_an_invocation_imports_only_what_it_needs(
     task = {"id": 1, "title": "t", "dependencies": [], "metadata": {"ptx": {"command": ["true"]}}}
     (tmp_path / "tasks.json").write_text(json.dumps({"tasks": [task]}))
     loaded = tmp_path / "modules.json"
-    script = (
-        "import json, sys\n"
-        "from ptx.cli.app import main\n"
-        f"code = main({command!r})\n"
-        f"open({str(loaded)!r}, 'w').write(json.dumps([code, sorted(sys.modules)]))\n"
-    )
     # No config file, outputs or GitHub step summary from the environment: a plain invocation.
     env = {
         key: value
@@ -337,7 +332,11 @@ def test_an_invocation_imports_only_what_it_needs(
         if not key.startswith("PTX_") and key != "GITHUB_STEP_SUMMARY"
     }
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, check=True
+        [sys.executable, str(SCRIPTS / "ptx_imports.py"), str(loaded), *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=True,
     )
     code, modules = json.loads(loaded.read_text())
     assert code == 0, done.stderr
@@ -345,15 +344,13 @@ def test_an_invocation_imports_only_what_it_needs(
     assert [name for name in unwanted if name in modules or name in packages] == []
 
 
-def _console(tmp_path: Path, before: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`ptx.cli.app.console()` in a real process with `args`, after running `before` there (first:
-    an exit handler it registers runs after those of the modules ptx imports)."""
-    argv = f"sys.argv = ['ptx', *{list(args)!r}]"
-    script = f"import sys\n{before}\nfrom ptx.cli import app\n{argv}\napp.console()"
+def _console(tmp_path: Path, before: Sequence[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`ptx.cli.app.console()` in a real process with `args`, after the set-up `before` names
+    (tests/scripts/ptx_console.py)."""
     # Buffered as for a user: the exit must flush what is still in the buffers.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, str(SCRIPTS / "ptx_console.py"), *before, "--", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -368,11 +365,7 @@ def test_the_console_exit_flushes_output_and_runs_exit_handlers(tmp_path: Path) 
         for n in range(1, 5001)
     ]
     (tmp_path / "tasks.json").write_text(json.dumps({"tasks": tasks}))
-    # No newline: stderr keeps it in its buffer until the exit flushes it.
-    handler = (
-        "import atexit\natexit.register(lambda: print('exit handler ran', file=sys.stderr, end=''))"
-    )
-    done = _console(tmp_path, handler, "plan", "-f", "tasks.json", "--format", "json")
+    done = _console(tmp_path, ["--exit-handler"], "plan", "-f", "tasks.json", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout) > 2**16  # more than a pipe holds: all of it must still arrive
     assert len(json.loads(done.stdout)["groups"]) == 5000  # a chain: one task per group
@@ -381,28 +374,20 @@ def test_the_console_exit_flushes_output_and_runs_exit_handlers(tmp_path: Path) 
 
 def test_the_console_exit_waits_for_a_thread_that_still_runs(tmp_path: Path) -> None:
     marker = tmp_path / "written-late"
-    late_writer = (
-        "import threading, time\n"
-        "def late():\n"
-        "    time.sleep(0.3)\n"
-        f"    open({str(marker)!r}, 'w').write('done')\n"
-        "threading.Thread(target=late).start()"
-    )
-    done = _console(tmp_path, late_writer, "--version")
+    done = _console(tmp_path, ["--late-writer", str(marker)], "--version")
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "done"
     assert done.stdout.startswith("ptx ")
 
 
 def test_the_console_exit_code_is_mains(tmp_path: Path) -> None:
-    done = _console(tmp_path, "", "validate", "-f", "missing.json")
+    done = _console(tmp_path, [], "validate", "-f", "missing.json")
     assert done.returncode == 2
     assert "missing.json" in done.stderr
 
 
 def test_the_console_exit_flushes_what_exit_handlers_print(tmp_path: Path) -> None:
-    late = "import atexit\natexit.register(lambda: sys.stdout.write('printed at exit'))"
-    done = _console(tmp_path, late, "--version")
+    done = _console(tmp_path, ["--print-at-exit"], "--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ptx ")
     assert done.stdout.endswith("printed at exit")

@@ -608,26 +608,12 @@ def test_a_failed_subtask_gives_its_parent_its_status_back_too(tmp_path: Path) -
     assert tasks_file.read_bytes() == before
 
 
-_BREAK_TASK_2 = """
-import sys
-from ptx.cli import app as cli
-from ptx.run import statusfile
-real = statusfile.StatusWriter.succeeded
-def broken(self, unit):
-    if unit == "2":
-        raise OSError("disk full")
-    real(self, unit)
-statusfile.StatusWriter.succeeded = broken
-sys.exit(cli.main(["run", "-j", "2"]))
-"""
-
-
 def test_an_internal_error_mid_run_stops_the_running_tasks(tmp_path: Path, pid_file: Path) -> None:
     # Without a stop, leaving the pool would wait for the endless task 1 forever.
     endless = f"echo $$ >> {q(pid_file)}; while :; do sleep 0.1; done"
     tasks = [task(1, endless), task(3, "true"), task(2, "true", 3)]
     root = make_project(tmp_path, tasks)
-    result = python(root, _BREAK_TASK_2)
+    result = python(root, "run_with_task_2_failing_its_write_back.py")
     assert result.returncode != 0
     assert "disk full" in result.stderr
     assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
@@ -699,18 +685,9 @@ def test_a_log_is_kept_only_if_its_task_printed_or_ran_long_enough_to_watch(
     assert (again.returncode, again.stdout) == (0, result.stdout)
 
 
-_WITHOUT_O_TMPFILE = """
-import sys
-from ptx.cli import app as cli
-from ptx.executors.logfile import LogFile
-LogFile.unnamed = False
-sys.exit(cli.main(["run", "-j", "2"]))
-"""
-
-
 def test_without_o_tmpfile_every_log_is_named_at_once(tmp_path: Path) -> None:
     root = make_project(tmp_path, [task(1, "true"), task(2, "exit 3")])
-    result = python(root, _WITHOUT_O_TMPFILE)
+    result = python(root, "run_without_o_tmpfile.py")
     assert result.returncode == 1, result.stderr
     (log_dir,) = (root / ".ptx" / "logs").iterdir()
     assert {path.name: path.read_text() for path in log_dir.iterdir()} == {"1.log": "", "2.log": ""}

@@ -164,33 +164,13 @@ def test_enabled_false_runs_one_task_at_a_time_from_the_start(tmp_path: Path) ->
 
 # --- the machine, through the probe seam -----------------------------------------------------
 
-_PROBED_RUN = """
-import sys
-from pathlib import Path
-from ptx.run import workflow
-from ptx.cli.plain import PlainView
-from ptx.run.safety import Reading
-
-class Probe:
-    def read(self):
-        return Reading(memory_used={used}, memory_available={available}, cpu_used={cpu})
-    def cores(self):
-        return {cores}
-
-request = workflow.RunRequest(
-    file=None, tag=None, config=None, cwd=Path.cwd(), environ={{}}, jobs={jobs}
-)
-result = workflow.execute(request, PlainView(sys.stderr), probe=Probe())
-sys.exit(0 if result.status == "succeeded" else 1)
-"""
-
 
 def probed_run(
     root: Path, reading: Mapping[str, float] | None = None, *, jobs: int = 3, cores: int = 8
 ) -> str:
     values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **(reading or {})}
-    script = _PROBED_RUN.format(jobs=jobs, cores=cores, **values)
-    result = python(root, script)
+    figures = (values["used"], int(values["available"]), values["cpu"])
+    result = python(root, "probed_run.py", str(jobs), str(cores), *map(str, figures))
     assert result.returncode == 0, result.stderr
     return result.stderr
 
