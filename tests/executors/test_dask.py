@@ -19,7 +19,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from builders import REPO
+from builders import REPO, SCRIPTS
 
 from ptx.core.errors import PtxError, UsageError
 from ptx.executors import dask as dask_executor
@@ -356,14 +356,12 @@ def test_an_unreachable_scheduler_is_a_clear_error() -> None:
 
 
 def test_without_distributed_the_dask_executor_says_how_to_install_it() -> None:
-    script = (
-        "import sys; sys.modules['distributed'] = None\n"
-        "from ptx.executors.base import open_executor\n"
-        "try:\n    open_executor('dask', scheduler=None, environ={})\n"
-        "except Exception as exc:\n    print(type(exc).__name__, exc.exit_code.value, exc)\n"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, str(SCRIPTS / "dask_without_distributed.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert done.stdout == f"PtxError 2 {MISSING_DASK}\n"
 

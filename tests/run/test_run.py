@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from builders import CORPUS, pids_in
+from builders import CORPUS, SCRIPTS, pids_in
 from projects import (
     HANG_GUARD,
     QUICK,
@@ -188,13 +188,9 @@ def test_titles_arrive_literally_and_execute_nothing(tmp_path: Path, title: str)
 
 
 def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
-    dump = (
-        "import json, os, shutil; json.dump(dict(os.environ), open('env.json', 'w'));"
-        "shutil.copy(os.environ['PTX_TASK_JSON'], 'task.json')"
-    )
     entry = task(
         7,
-        [sys.executable, "-c", dump],
+        [sys.executable, str(SCRIPTS / "dump_task_environment.py")],
         title="Build it",
         description="the description",
         details="the details",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import SCRIPTS
 from projects import make_project, ptx, python, q, read_report, statuses, task
 from typer.testing import CliRunner
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 def timed(times: Path, name: str, seconds: float, *, code: int = 0) -> str:
     """A command that appends `start NAME T` and `end NAME T` (wall clock) around a sleep."""
-    stamp = f"{q(sys.executable)} -c 'import time; print(repr(time.time()))'"
+    stamp = f"{q(sys.executable)} {q(SCRIPTS / 'wall_clock.py')}"
     return (
         f'echo "start {name} $({stamp})" >> {q(times)}; sleep {seconds}; '
         f'echo "end {name} $({stamp})" >> {q(times)}; exit {code}'
@@ -212,7 +213,7 @@ def test_cpu_per_task_lowers_the_jobs_and_says_so(tmp_path: Path) -> None:
 
 
 def test_a_task_over_its_memory_limit_is_killed(tmp_path: Path) -> None:
-    hog = f"{q(sys.executable)} -c 'import time; b = b\"x\" * (200 * 2**20); time.sleep(20)'"
+    hog = f"{q(sys.executable)} {q(SCRIPTS / 'memory_hog.py')}"
     tasks = [task(1, hog, ptx_memory_limit="50Mi"), task(2, "true", 1), task(3, "true")]
     root = make_project(tmp_path, tasks)
     result = ptx(root, "run", "--report-json", "r.json")
