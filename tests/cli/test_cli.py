@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from builders import CORPUS, REPO, SCRIPTS
@@ -34,6 +34,13 @@ def demo(tmp_path: Path) -> Path:
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+def _plan_json(*args: str) -> Any:
+    """`ptx plan ARGS`, which must succeed, read as JSON."""
+    code, out, err = invoke("plan", *args)
+    assert code == 0, err
+    return json.loads(out)
 
 
 def test_corpus_is_present() -> None:
@@ -88,7 +95,8 @@ def test_validate_github_prints_annotations() -> None:
 def test_validate_github_escapes_colons_and_commas_in_properties(tmp_path: Path) -> None:
     path = tmp_path / "a:b,c.json"  # in the file= property, ':' and ',' would end the value
     shutil.copyfile(CORPUS / "AlexCodeForge__cproject.json", path)
-    _, out, _ = invoke("validate", "-f", str(path), "--format", "github")
+    code, out, _ = invoke("validate", "-f", str(path), "--format", "github")
+    assert code == 1
     properties, _, message = out.splitlines()[0][len("::error ") :].partition("::")
     assert "a%3Ab%2Cc.json,title=PTX101" in properties
     assert message.startswith("dependency cycle: 5 -> 16 -> 5")
@@ -101,9 +109,10 @@ def test_strict_turns_warnings_into_failure() -> None:
 
 
 def test_all_tags_checks_every_tag() -> None:
-    _, out, _ = invoke(
+    code, out, err = invoke(
         "validate", "-f", str(CORPUS / "Alterya__agents.json"), "--all-tags", "--json"
     )
+    assert code == 0, err
     assert json.loads(out)["tags"] == [
         "master",
         "agent-wars",
@@ -166,16 +175,14 @@ def test_plan_json_of_the_demo(demo: Path) -> None:
 
 
 def test_plan_all_ignores_statuses(demo: Path) -> None:
-    _, out, _ = invoke("plan", "-f", str(demo), "--all", "--format", "json")
-    plan = json.loads(out)
+    plan = _plan_json("-f", str(demo), "--all", "--format", "json")
     assert plan["groups"][0] == ["1"]
     assert "13" in {unit for group in plan["groups"] for unit in group}
     assert plan["blocked"] == []
 
 
 def test_plan_subtasks_as_units(demo: Path) -> None:
-    _, out, _ = invoke("plan", "-f", str(demo), "--subtasks", "--json")
-    groups = json.loads(out)["groups"]
+    groups = _plan_json("-f", str(demo), "--subtasks", "--json")["groups"]
     where = {unit: number for number, group in enumerate(groups) for unit in group}
     assert "7" not in where
     assert where["7.1"] < where["7.2"] < where["10"]
@@ -183,8 +190,9 @@ def test_plan_subtasks_as_units(demo: Path) -> None:
 
 
 def test_plan_mermaid_and_dot_carry_every_edge(demo: Path) -> None:
-    _, mermaid, _ = invoke("plan", "-f", str(demo), "--format", "mermaid")
-    _, dot, _ = invoke("plan", "-f", str(demo), "--format", "dot")
+    mermaid_code, mermaid, _ = invoke("plan", "-f", str(demo), "--format", "mermaid")
+    dot_code, dot, _ = invoke("plan", "-f", str(demo), "--format", "dot")
+    assert (mermaid_code, dot_code) == (0, 0)
     assert mermaid.startswith("flowchart LR")
     assert "t3 --> t6" in mermaid
     assert mermaid.count("-->") == dot.count("->") == 15
@@ -204,7 +212,8 @@ def test_markup_in_titles_stays_literal(tmp_path: Path) -> None:
     path.write_text(
         json.dumps({"tasks": [{"id": 1, "title": "[bold]x[/bold]", "dependencies": []}]})
     )
-    _, out, _ = invoke("plan", "-f", str(path))
+    code, out, _ = invoke("plan", "-f", str(path))
+    assert code == 0
     assert "[bold]x[/bold]" in out
 
 
@@ -238,11 +247,11 @@ def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
     for task in tasks["master"]["tasks"]:  # every command now takes ~0 s instead of its estimate
         task["metadata"]["ptx"]["command"] = "true"
     demo.write_text(json.dumps(tasks, indent=2))
-    before = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    before = _plan_json("-f", str(demo), "--json")
     done = subprocess.run(
         [sys.executable, "-m", "ptx", "run", "-q"], cwd=root, capture_output=True, check=False
     )
-    after = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    after = _plan_json("-f", str(demo), "--json")
     assert done.returncode == 0, done.stderr
     assert before["critical_path"]["seconds"] == 7.0  # from estimate_seconds
     assert after["critical_path"]["seconds"] < 1.0  # from the durations just measured
@@ -252,14 +261,16 @@ def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
 def test_plan_uses_estimates_set_in_the_config(demo: Path) -> None:
     config = demo.parents[2] / "ptx.yaml"
     config.write_text("parallel_execution:\n  tasks:\n    '3': {estimate_seconds: 5}\n")
-    before = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
-    after = json.loads(invoke("plan", "-f", str(demo), "-c", str(config), "--json")[1])
+    before = _plan_json("-f", str(demo), "--json")
+    after = _plan_json("-f", str(demo), "-c", str(config), "--json")
     assert before["critical_path"]["seconds"] == 7.0  # 2 -> 3 -> 6 -> 10 -> 12, 3 taking 2 s
     assert after["critical_path"]["seconds"] == 10.0  # the config's 5 s for task 3 wins
 
 
 def test_plan_does_not_create_a_state_store(demo: Path) -> None:
-    invoke("plan", "-f", str(demo))
+    code, out, err = invoke("plan", "-f", str(demo))
+    assert code == 0, err
+    assert "critical path: " in out  # it planned, and still left no state behind
     assert not (demo.parents[2] / ".ptx").exists()
 
 

@@ -42,10 +42,12 @@ def test_log_paths(state: Path) -> None:
 def test_run_lock_refuses_another_process_and_names_the_holder(state: Path) -> None:
     with run_lock(state):
         refused = run_child("run_lock_trier.py", str(state))
+        assert refused.returncode == 0, refused.stderr
         assert refused.stdout.strip() == (
             f"another ptx run is active in {state.parent} (pid {os.getpid()})"
         )
     freed = run_child("run_lock_trier.py", str(state))
+    assert freed.returncode == 0, freed.stderr
     assert freed.stdout.strip() == "acquired"
 
 
