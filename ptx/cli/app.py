@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def console() -> NoReturn:
     """Entry point of the `ptx` script and `python -m ptx`: `main`, then exit without tearing
-    the interpreter down. Freeing every object one by one took 30 ms after a 2,000-task run,
-    for nothing: the process ends anyway. Exit handlers run and the output is flushed first,
+    the interpreter down: freeing every object one by one is work for nothing when the
+    process ends anyway (BENCHMARKS.md). Exit handlers run and the output is flushed first,
     as at any exit; if another thread still runs, or the flush fails, Python exits as usual
     (waiting for the thread, reporting the error)."""
     code = main()

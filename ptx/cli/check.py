@@ -65,7 +65,7 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check tasks.json and the config; exit 1 on errors (and warnings with --strict)."""
-    from ptx.graph import validation  # noqa: PLC0415 - validate and run need it: ~6 ms of start-up
+    from ptx.graph import validation  # noqa: PLC0415 - only validate and run need it
 
     with handled(), discovery.gc_paused():
         if all_tags and tag is not None:
@@ -121,7 +121,7 @@ def plan(
     """Show the parallel groups, the critical path and the predicted speedup."""
     # Planning reads the journal's history (sqlite, psutil): imported here, not at start-up.
     from ptx.graph.plan import make_plan  # noqa: PLC0415 - only plan needs it here
-    from ptx.journal import estimates  # noqa: PLC0415 - only plan needs it here: ~12 ms of start-up
+    from ptx.journal import estimates  # noqa: PLC0415 - only plan needs it here
 
     with handled(), discovery.gc_paused():
         project, settings = _load(file, tag, config)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def _journal(file: Path | None) -> Journal:
     """The journal of the project around the current directory, which must have runs."""
-    # The journal brings sqlite and psutil (~12 ms, also via the state dir): only the commands
+    # The journal brings sqlite and psutil (also via the state dir): only the commands
     # that read past runs load it.
     from ptx.journal.statedir import STATE_DIR_NAME  # noqa: PLC0415 - it imports the journal
     from ptx.journal.store import DB_NAME, Journal  # noqa: PLC0415 - only report and runs need it
@@ -44,7 +44,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Print the report of a past run again, as the run printed it, or export it."""
-    from ptx.outputs.report import reindented, result_from_dict  # noqa: PLC0415 - ~8 ms of start-up
+    from ptx.outputs.report import reindented, result_from_dict  # noqa: PLC0415 - only report
 
     with handled(), _journal(file) as journal:
         if run_id and run_option and run_id != run_option:

@@ -99,8 +99,8 @@ def run(
     """Run the tasks: every ready task starts as soon as a slot is free."""
     # The run machinery (journal, runner, processes, psutil) is most of ptx's import time;
     # the other commands never need it, so only this one loads it.
-    from ptx.cli import runview  # noqa: PLC0415 - only run needs them: ~50 ms of start-up
-    from ptx.run import workflow  # noqa: PLC0415 - only run needs them: ~50 ms of start-up
+    from ptx.cli import runview  # noqa: PLC0415 - only run needs them
+    from ptx.run import workflow  # noqa: PLC0415 - only run needs them
 
     with handled():
         wanted = run_outputs.Outputs(

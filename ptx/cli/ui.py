@@ -102,7 +102,7 @@ def _plan_header(plan: Plan) -> Text:
 
 
 def _groups_table(plan: Plan) -> Table:
-    from rich.table import Table  # noqa: PLC0415 - only plan draws a table: ~2 ms of start-up
+    from rich.table import Table  # noqa: PLC0415 - only plan draws a table
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("group", justify="right")
@@ -241,7 +241,7 @@ def _relative(path: str) -> str:
 def _failed_statuses() -> frozenset[Status]:
     """The statuses that get a FAILED block. An interrupted task did not finish either: its
     block shows how far it got."""
-    # core.events and outputs.report (~8 ms) come with a run anyway; validate, plan and config,
+    # core.events and outputs.report come with a run anyway; validate, plan and config,
     # which also print through this module, do without them.
     from ptx.core.events import FAILURES, Status  # noqa: PLC0415 - only a run's report needs it
 

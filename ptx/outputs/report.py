@@ -164,8 +164,8 @@ def report_json(result: RunResult) -> str:
 
 
 def stored_report(result: RunResult) -> str:
-    """The report as the journal keeps it: on one line, so json uses its C encoder (indented,
-    a 2,000-task report took 30 ms at the end of every run) and the store grows a third as fast.
+    """The report as the journal keeps it: on one line, so json uses its C encoder (it does
+    not for indented output) and the store grows more slowly.
     `reindented` makes it the `--report-json` text again, byte for byte."""
     return json.dumps(report_dict(result), ensure_ascii=False, separators=(",", ":"))
 
