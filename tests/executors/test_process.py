@@ -87,7 +87,7 @@ def test_exit_code_and_both_streams_land_in_the_log(tmp_path: Path, code: int) -
     assert "to err\n" in _log(spec)
 
 
-def test_log_is_appended_to_and_env_is_the_completeclean_environment(tmp_path: Path) -> None:
+def test_log_is_appended_to_and_env_is_the_complete_environment(tmp_path: Path) -> None:
     spec = _sh(tmp_path, 'echo "$PTX_X:${HOME:-no home}"', env={"PTX_X": "x"})
     run_process(spec, Stop())
     run_process(spec, Stop())

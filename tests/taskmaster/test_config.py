@@ -92,7 +92,7 @@ def test_defaults_follow_the_design() -> None:
     assert config.source is None
 
 
-def test_no_file_and_noclean_environment_gives_the_defaults(tmp_path: Path) -> None:
+def test_no_file_and_no_environment_gives_the_defaults(tmp_path: Path) -> None:
     config = load_config(None, root=tmp_path, environ={})
     assert config == default_config()
     assert config.source is None
@@ -574,7 +574,7 @@ def test_a_file_outside_the_root_is_named_as_given(tmp_path: Path) -> None:
     ]
 
 
-def testclean_environment_overrides_the_file(tmp_path: Path) -> None:
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
     body = """\
         parallel_execution:
           max_concurrency: 4
@@ -603,12 +603,12 @@ def testclean_environment_overrides_the_file(tmp_path: Path) -> None:
     )
 
 
-def testclean_environment_applies_without_a_file(tmp_path: Path) -> None:
+def test_environment_applies_without_a_file(tmp_path: Path) -> None:
     config = load_config(None, root=tmp_path, environ={"PTX_UPDATE_STATUS": "1", "PTX_JOBS": "2"})
     assert (config.update_status, config.max_concurrency, config.source) == (True, 2, None)
 
 
-def test_emptyclean_environment_variables_are_ignored(tmp_path: Path) -> None:
+def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
     config = load(tmp_path, setting("max_concurrency", "4"), PTX_JOBS="", PTX_TIMEOUT=" ")
     assert (config.max_concurrency, config.default_timeout_seconds) == (4, None)
 
@@ -628,7 +628,7 @@ def test_emptyclean_environment_variables_are_ignored(tmp_path: Path) -> None:
         ("PTX_UPDATE_STATUS", "maybe", 'must be one of 1, 0, true, false, yes, no, got "maybe"'),
     ],
 )
-def test_a_badclean_environment_value_names_the_variable(
+def test_a_bad_environment_value_names_the_variable(
     tmp_path: Path, name: str, value: str, message: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -636,7 +636,7 @@ def test_a_badclean_environment_value_names_the_variable(
     assert caught.value.problems == [f"{name}: {message}"]
 
 
-def test_file_andclean_environment_problems_are_reported_together(tmp_path: Path) -> None:
+def test_file_and_environment_problems_are_reported_together(tmp_path: Path) -> None:
     assert problems(tmp_path, setting("retries", "-1"), PTX_JOBS="none") == [
         _problem("retries", "must be an integer >= 0, got -1"),
         'PTX_JOBS: must be a positive integer, got "none"',
