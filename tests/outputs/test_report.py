@@ -238,9 +238,11 @@ def test_ptx_report_prints_what_the_run_printed(tmp_path: Path) -> None:
     assert "FAILED: 2 failed (exit 3)" in again.stdout
     assert "timeline" in again.stdout
     as_json = ptx(root, "report", "--json")
+    assert as_json.returncode == 0, as_json.stderr
     assert as_json.stdout == (root / "out.json").read_text()
     run_id = json.loads(as_json.stdout)["run_id"]
-    assert ptx(root, "report", run_id).stdout == ran.stdout
+    by_id = ptx(root, "report", run_id)
+    assert (by_id.returncode, by_id.stdout) == (0, ran.stdout)
 
 
 def test_ptx_runs_lists_runs_newest_first(tmp_path: Path) -> None:
