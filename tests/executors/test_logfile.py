@@ -173,7 +173,7 @@ def test_with_unnamed_files_off_the_log_is_named_at_once(
     assert path.read_bytes() == b"x\n"
     empty = tmp_path / "logs" / "2.log"
     LogFile(str(empty)).close()
-    assert empty.read_bytes() == b""  # created at open: kept, as before O_TMPFILE
+    assert empty.read_bytes() == b""  # created at open, with its name: kept even empty
 
 
 def _refusing_tmpfile(
