@@ -86,7 +86,8 @@ def longest_path(
         finish[v] = weight[v] + (finish[best] if best >= 0 else 0.0)
     if not order:
         return [], 0.0
-    end = min(order, key=lambda v: (-finish[v], v))
+    longest = max(finish[v] for v in order)
+    end = min(v for v in order if finish[v] == longest)
     chain = [end]
     while via[chain[-1]] >= 0:
         chain.append(via[chain[-1]])
