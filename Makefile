@@ -25,7 +25,7 @@ $(VENV)/.bench: $(VENV)/.dev
 
 # pip compiles what it installs from a wheel, but not an editable install's sources, and
 # where PYTHONDONTWRITEBYTECODE is set nothing else will: every ptx process would compile
-# its modules afresh (60 ms). compileall only redoes what changed.
+# its modules afresh (BENCHMARKS.md). compileall only redoes what changed.
 bytecode: $(VENV)/.core
 	$(BIN)/python -m compileall -q ptx
 

@@ -22,9 +22,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dags
 import dask_overhead
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -273,7 +277,7 @@ def no_op(repeat: int) -> list[str]:
     ]
 
 
-CASES = {
+CASES: dict[str, Callable[[int], list[str]]] = {
     "big-graph": big_graph,
     "no-op": no_op,
     "scheduling": lambda _repeat: dags.run(OUT / "dags", range(1, 9)),

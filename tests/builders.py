@@ -9,6 +9,7 @@ from ptx.core.model import Task, TaskList
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "data" / "taskmaster"  # the vendored Taskmaster files, see SOURCES.md
+SCRIPTS = REPO / "tests" / "scripts"  # the small programs tests run with sys.executable
 
 
 def task(task_id: str, *deps: str, status: str = "pending", priority: str = "medium") -> Task:

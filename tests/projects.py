@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 import yaml
+from builders import SCRIPTS
 
 from ptx.journal.store import Journal
 
@@ -86,10 +87,11 @@ def ptx(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def python(root: Path, script: str) -> subprocess.CompletedProcess[str]:
-    """`python -c script` in the project, with the test environment: ptx driven from code."""
+def python(root: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """tests/scripts/`script` run in the project with the test environment: ptx driven from
+    code."""
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, str(SCRIPTS / script), *args],
         cwd=root,
         env=clean_environment(),
         capture_output=True,
@@ -152,5 +154,5 @@ def alive(pid: int) -> bool:
         return False
 
 
-def q(path: Path) -> str:
+def q(path: str | Path) -> str:
     return shlex.quote(str(path))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import queue
 import re
 import threading
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ptx.core.events import TaskFinished, TaskOutput, TaskStarted
+from ptx.executors.logfile import log_end
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -161,12 +161,7 @@ class LogFollower:
 
 def last_line(path: str, size: int) -> str:
     """The last non-blank line of a log `size` bytes long, as a terminal would show it."""
-    try:
-        with Path(path).open("rb") as handle:
-            handle.seek(max(0, size - TAIL_BYTES))
-            data = handle.read(TAIL_BYTES)
-    except OSError:
-        return ""
+    data, _ = log_end(path, TAIL_BYTES, size)
     # A progress bar rewrites its line with \r: the last piece is what a terminal shows.
     for piece in reversed(re.split(r"[\r\n]", data.decode("utf-8", "replace"))):
         line = _CONTROL.sub("", piece).strip()

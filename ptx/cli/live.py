@@ -7,7 +7,6 @@ import dataclasses
 import threading
 import time
 from collections import Counter, deque
-from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ptx.cli.follow import last_line
-from ptx.cli.ui import short_duration, short_size
+from ptx.cli.ui import STATUS_STYLE, short_duration, short_size
 from ptx.core.events import (
     FAILURES,
     BreakerChanged,
@@ -34,10 +33,10 @@ from ptx.core.events import (
 )
 from ptx.core.model import id_key
 from ptx.executors.proctree import tree_pids
-from ptx.outputs.report import remaining_bound
+from ptx.outputs.report import graph_of, remaining_bound
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from rich.console import Console, RenderableType
     from typing_extensions import Self
@@ -49,18 +48,18 @@ SAMPLE_SECONDS = 1.0  # process-tree CPU and memory, and the remaining-time pred
 RECENT = 20  # finished and failed tasks remembered for "just finished"
 JUST_FINISHED = 3  # shown before the tasks that wait; more only if there is room
 NOTICES = 3  # shown under the table; all are printed again when the view closes
-_STATE = {
-    "queued": ("·", "dim"),
-    "waiting": ("…", "yellow"),
-    "running": ("▶", "bold cyan"),
-    "retry": ("↻", "yellow"),
-    "succeeded": ("✓", "green"),
-    "failed": ("✗", "bold red"),
-    "timeout": ("⏱", "bold red"),
-    "memory-exceeded": ("✗", "bold red"),
-    "skipped": ("↷", "yellow"),
-    "interrupted": ("■", "magenta"),
-    "not-run": ("·", "dim"),
+_SYMBOL = {
+    "queued": "·",
+    "waiting": "…",
+    "running": "▶",
+    "retry": "↻",
+    "succeeded": "✓",
+    "failed": "✗",
+    "timeout": "⏱",
+    "memory-exceeded": "✗",
+    "skipped": "↷",
+    "interrupted": "■",
+    "not-run": "·",
 }
 # Counted as failed in the header (rows keep a status's value as their state).
 _BAD = frozenset(status.value for status in FAILURES | {Status.INTERRUPTED})
@@ -114,8 +113,7 @@ class LiveView:
         self.console, self.clock = console, clock
         self._lock = threading.Lock()
         self._rows: dict[TaskId, _Row] = {}
-        self._deps: Mapping[TaskId, Sequence[TaskId]] = {}
-        self._order: tuple[TaskId, ...] = ()  # dependencies first, for the predictions
+        self._graph = graph_of({}, ())  # the run's, for the predictions
         self._running: dict[TaskId, None] = {}  # dicts as insertion-ordered sets
         self._waiting: dict[TaskId, None] = {}
         self._recent: deque[TaskId] = deque(maxlen=RECENT)
@@ -170,8 +168,7 @@ class LiveView:
         self._run_id, self._jobs, self._began = event.run_id, event.jobs, now
         for info in event.tasks:
             self._rows[info.id] = _Row(id=info.id, title=info.title, estimate=info.estimate)
-        self._deps = {info.id: info.dependencies for info in event.tasks}
-        self._order = tuple(TopologicalSorter(self._deps).static_order())
+        self._graph = graph_of({info.id: info.dependencies for info in event.tasks}, ())
 
     def _task_started(self, event: TaskStarted, now: float) -> None:
         row = self._row(event.id)
@@ -207,10 +204,9 @@ class LiveView:
             self._notices.append((event.message, "yellow" if event.warning else "cyan"))
         elif isinstance(event, BreakerChanged):
             style = "cyan" if event.state == "closed" else "yellow"
-            self._notices.append((f"breaker {event.resource} {event.state}: {event.reason}", style))
+            self._notices.append((event.text, style))
         elif isinstance(event, Degraded):
-            message = f"fell back to sequential, one task at a time: {event.reason}"
-            self._notices.append((message, "bold yellow"))
+            self._notices.append((event.text, "bold yellow"))
 
     # --- drawing: on Live's refresh thread, never under the lock for long -------------------
 
@@ -305,7 +301,7 @@ class LiveView:
         return table
 
     def _cells(self, row: _Row, now: float) -> dict[str, Text]:
-        symbol, style = _STATE.get(row.state, ("?", ""))
+        symbol, style = _SYMBOL.get(row.state, "?"), STATUS_STYLE.get(row.state, "")
         elapsed = None if row.started is None else (row.ended or now) - row.started
         cpu, rss = self._probe.usage(row.pid) if row.state == "running" else (None, None)
         return {
@@ -343,7 +339,7 @@ class LiveView:
                 for row in self._rows.values()
                 if row.state in _OPEN
             ]
-            order = self._order
+            shape = self._graph
         known = [estimate for _, estimate, _ in open_rows if estimate is not None]
         if not known:
             return None if open_rows else 0.0
@@ -352,7 +348,7 @@ class LiveView:
             unit: max(0.0, (mean if estimate is None else estimate) - (now - (started or now)))
             for unit, estimate, started in open_rows
         }
-        return remaining_bound(left, order, self._deps, self._jobs)
+        return remaining_bound(left, shape, self._jobs)
 
 
 class _TreeProbe:

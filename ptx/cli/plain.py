@@ -57,9 +57,9 @@ def _always(event: object) -> str | None:
     if isinstance(event, TaskOutput):
         return f"{event.id}| {event.line}"
     if isinstance(event, BreakerChanged):
-        return f"breaker {event.resource} {event.state}: {event.reason}"
+        return event.text
     if isinstance(event, Degraded):
-        return f"warning: falling back to sequential, one task at a time: {event.reason}"
+        return f"warning: {event.text}"
     return None
 
 

@@ -1,9 +1,8 @@
-"""Typer commands that run tasks and read past runs: run, report, runs, config."""
+"""`ptx run`: parse the options into a run request, show its progress and its report."""
 
 from __future__ import annotations
 
 import enum
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,24 +10,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx.cli.app import (
+from ptx.cli.common import (
     ConfigOption,
     FileOption,
     JobsOption,
-    JsonOption,
     State,
     TagOption,
-    app,
     display_path,
     handled,
 )
-from ptx.core.errors import ExitCode, UsageError
+from ptx.core.errors import ExitCode
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
-from ptx.taskmaster import discovery
 
 if TYPE_CHECKING:
     from ptx.core.model import TaskId
-    from ptx.journal.store import Journal
     from ptx.run.workflow import Prepared
 
 
@@ -37,7 +32,6 @@ class Executor(str, enum.Enum):
     dask = "dask"
 
 
-@app.command()
 def run(
     targets: Annotated[
         list[str] | None, typer.Argument(help="Only these tasks and what they depend on.")
@@ -113,8 +107,8 @@ def run(
     """Run the tasks: every ready task starts as soon as a slot is free."""
     # The run machinery (journal, runner, processes, psutil) is most of ptx's import time;
     # the other commands never need it, so only this one loads it.
-    from ptx.cli import runview  # noqa: PLC0415 - only run needs them: ~50 ms of start-up
-    from ptx.run import workflow  # noqa: PLC0415 - only run needs them: ~50 ms of start-up
+    from ptx.cli import runview  # noqa: PLC0415 - only run needs them
+    from ptx.run import workflow  # noqa: PLC0415 - only run needs them
 
     with handled():
         wanted = run_outputs.Outputs(
@@ -168,75 +162,6 @@ def run(
         raise typer.Exit(runview.export(State.ui, result, listener.state_dir, wanted))
 
 
-def _journal(file: Path | None) -> Journal:
-    """The journal of the project around the current directory, which must have runs."""
-    # The journal brings sqlite and psutil (~12 ms, also via the state dir): only the commands
-    # that read past runs load it.
-    from ptx.journal.statedir import STATE_DIR_NAME  # noqa: PLC0415 - it imports the journal
-    from ptx.journal.store import DB_NAME, Journal  # noqa: PLC0415 - only report and runs need it
-
-    root = discovery.project_root(file or discovery.find_tasks_file(Path.cwd()))
-    state_dir = root / STATE_DIR_NAME
-    if not (state_dir / DB_NAME).is_file():
-        raise UsageError(f"no runs recorded in {display_path(state_dir)}")
-    return Journal.open(state_dir)
-
-
-@app.command()
-def report(
-    run_id: Annotated[str | None, typer.Argument(help="The run (default: the last).")] = None,
-    file: FileOption = None,
-    *,
-    run_option: Annotated[
-        str | None, typer.Option("--run", help="The run, as the argument.", show_default=False)
-    ] = None,
-    output: Annotated[
-        run_outputs.Format, typer.Option("--format", help="Output format.")
-    ] = run_outputs.Format.text,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-) -> None:
-    """Print the report of a past run again, as the run printed it, or export it."""
-    from ptx.outputs.report import reindented, result_from_dict  # noqa: PLC0415 - ~8 ms of start-up
-
-    with handled(), _journal(file) as journal:
-        if run_id and run_option and run_id != run_option:
-            raise UsageError(f"two runs asked for: {run_id} and --run {run_option}")
-        run_id = run_id or run_option
-        info = journal.run(run_id) if run_id else journal.last_reported_run()
-        if info is None:
-            raise UsageError(f"no run {run_id}" if run_id else "no runs recorded yet")
-        text = journal.report(info.run_id)
-        if text is None:
-            raise UsageError(f"run {info.run_id} has no report (status {info.status})")
-        output = run_outputs.Format.json if as_json else output
-        if output is run_outputs.Format.json:
-            State.ui.data(reindented(text))
-        elif output is run_outputs.Format.text:
-            result = result_from_dict(json.loads(text))
-            State.ui.display_report(result, width=State.ui.report_width())
-        else:
-            record = run_outputs.recorded(journal, info.run_id)
-            State.ui.data(run_outputs.render(output, result_from_dict(json.loads(text)), record))
-
-
-@app.command()
-def runs(
-    file: FileOption = None,
-    *,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
-    as_json: JsonOption = False,
-) -> None:
-    """List past runs, newest first: id, start, status, tasks, wall and speedup."""
-    from ptx.outputs.report import run_summary, summary_cells  # noqa: PLC0415 - only runs needs them
-
-    with handled(), _journal(file) as journal:
-        summaries = [run_summary(info, journal.report(info.run_id)) for info in journal.runs(limit)]
-    if as_json:
-        State.ui.data(json.dumps(summaries, indent=2))
-    else:
-        State.ui.display_runs([summary_cells(summary) for summary in summaries])
-
-
 def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
     resuming = f" resuming run {prepared.resumed.run_id}:" if prepared.resumed else ""
     State.ui.notice(
@@ -250,21 +175,3 @@ def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
             State.ui.error(f"cannot run target {unit}: {reason}")
         else:
             State.ui.notice(f"blocked {unit}: {reason}")
-
-
-@app.command("config")
-def show_config(
-    file: FileOption = None,
-    config: ConfigOption = None,
-    jobs: JobsOption = None,
-    *,
-    as_json: JsonOption = False,
-) -> None:
-    """Print the effective configuration and where each value came from."""
-    from ptx.cli import configview as config_view  # noqa: PLC0415 - only config needs it
-
-    with handled():
-        view = config_view.effective(
-            tasks_file=file, config_file=config, jobs=jobs, cwd=Path.cwd(), environ=os.environ
-        )
-        State.ui.data(config_view.render_json(view) if as_json else config_view.render_text(view))

@@ -53,7 +53,7 @@ def progress(ui: Ui, *, live: bool, quiet: bool, stream: bool) -> Iterator[Recor
     """The live table, or plain lines (following the task logs with --stream); a live table
     is gone before this returns, whatever happened."""
     if live:
-        from ptx.cli.live import LiveView  # noqa: PLC0415 - only a terminal's table: ~5 ms (rich.live)
+        from ptx.cli.live import LiveView  # noqa: PLC0415 - only a terminal's table needs rich.live
 
         with LiveView(ui.live_console()) as view:
             yield Recorder(view)

@@ -76,7 +76,7 @@ class Ui:
         widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
         self.out.print(Text(_columns(header, widths), style="bold"))
         for row in rows:
-            style = _STATUS_STYLE.get(row[2], "")
+            style = STATUS_STYLE.get(row[2], "")
             self.out.print(Text(_columns(row, widths), style=style), overflow="ignore", crop=False)
 
     def display_plan(self, plan: Plan) -> None:
@@ -102,7 +102,7 @@ def _plan_header(plan: Plan) -> Text:
 
 
 def _groups_table(plan: Plan) -> Table:
-    from rich.table import Table  # noqa: PLC0415 - only plan draws a table: ~2 ms of start-up
+    from rich.table import Table  # noqa: PLC0415 - only plan draws a table
 
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("group", justify="right")
@@ -154,7 +154,11 @@ def _prediction_text(plan: Plan) -> Text:
     return text
 
 
-_STATUS_STYLE = {
+STATUS_STYLE = {  # one colour per state, wherever a task's or a run's state is shown
+    "queued": "dim",
+    "waiting": "yellow",
+    "running": "bold cyan",
+    "retry": "yellow",
     "succeeded": "green",
     "failed": "bold red",
     "timeout": "bold red",
@@ -200,7 +204,7 @@ def _task_table(tasks: Sequence[TaskResult]) -> Text:
         for i, cell in enumerate(row):
             last = i == len(row) - 1
             padded = cell if last else _pad(cell, _COLUMNS[i], widths[i])
-            text.append(padded, style=_STATUS_STYLE.get(status, "") if i == 2 else "")
+            text.append(padded, style=STATUS_STYLE.get(status, "") if i == 2 else "")
             text.append("\n" if last else "  ")
     text.rstrip()
     return text
@@ -239,7 +243,7 @@ def _relative(path: str) -> str:
 def _failed_statuses() -> frozenset[Status]:
     """The statuses that get a FAILED block. An interrupted task did not finish either: its
     block shows how far it got."""
-    # core.events and outputs.report (~8 ms) come with a run anyway; validate, plan and config,
+    # core.events and outputs.report come with a run anyway; validate, plan and config,
     # which also print through this module, do without them.
     from ptx.core.events import FAILURES, Status  # noqa: PLC0415 - only a run's report needs it
 
@@ -265,15 +269,9 @@ def _figures_text(result: RunResult) -> Text:
 
 
 def _safety_lines(result: RunResult) -> list[Text]:
-    lines = [
-        Text(f"breaker {change.resource} {change.state}: {change.reason}", style="yellow")
-        for change in result.breakers
-    ]
+    lines = [Text(change.text, style="yellow") for change in result.breakers]
     if result.degraded is not None:
-        reason = result.degraded.reason
-        lines.append(
-            Text(f"fell back to sequential, one task at a time: {reason}", style="bold yellow")
-        )
+        lines.append(Text(result.degraded.text, style="bold yellow"))
     return lines
 
 

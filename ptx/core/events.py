@@ -142,6 +142,15 @@ class BreakerChanged:
     reason: str
     at: float  # time.time()
 
+    @property
+    def title(self) -> str:
+        return f"breaker {self.resource} {self.state}"
+
+    @property
+    def text(self) -> str:
+        """The one text every view and export gives this change."""
+        return f"{self.title}: {self.reason}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Degraded:
@@ -149,6 +158,13 @@ class Degraded:
 
     reason: str
     at: float  # time.time()
+
+    title = "fell back to sequential, one task at a time"
+
+    @property
+    def text(self) -> str:
+        """The one text every view and export gives the fall-back."""
+        return f"{self.title}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -56,7 +56,7 @@ def open_executor(
     if kind != "dask":
         raise UsageError(f"unknown executor {kind!r}: use {' or '.join(KINDS)}")
     try:
-        # distributed costs ~0.6 s to import, so only a Dask run pays for it.
+        # distributed is slow to import, so only a Dask run pays for it.
         from ptx.executors import dask as dask_executor  # noqa: PLC0415
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] not in {"distributed", "dask"}:

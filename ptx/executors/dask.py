@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 import ptx
 from ptx.core.errors import PtxError
 from ptx.executors import process
+from ptx.executors.logfile import log_end
 from ptx.run import safety
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def remote_attempt(spec: process.ProcessSpec, token: str) -> RemoteResult:
             log_path = Path(scratch) / "attempt.log"
             here = dataclasses.replace(spec, argv=_supervised(spec.argv), log_path=str(log_path))
             outcome = process.run_process(here, stop)
-            log, dropped = _tail(log_path, LOG_TAIL_BYTES)
+            log, dropped = log_end(log_path, LOG_TAIL_BYTES)
     finally:
         with _LOCK:
             _RUNNING.pop(token, None)
@@ -160,16 +160,6 @@ def _supervisor() -> tuple[str, ...] | None:
     if probe.returncode != 0:
         return None
     return (setpriv, "--pdeathsig", "SIGUSR1", "--", bash, "-c", _SUPERVISOR, "ptx")
-
-
-def _tail(path: Path, limit: int) -> tuple[bytes, int]:
-    try:
-        with path.open("rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - limit))
-            return handle.read(), max(0, size - limit)
-    except FileNotFoundError:
-        return b"", 0
 
 
 class DaskExecutor:

@@ -1,12 +1,13 @@
-"""An attempt's log file: created without a name, named once it is worth keeping.
+"""An attempt's log file: created without a name, named once it is worth keeping; and the one
+reader of a log's end.
 
-Creating a named file costs a directory update, which on a busy or discard-mounted disk
-took 0.2-0.8 ms here (`make bench`): more than the whole of a no-op task. So the log is
+Creating a named file costs a directory update, which on a busy or discard-mounted disk can
+cost more than the whole of a no-op task (BENCHMARKS.md). So the log is
 opened with O_TMPFILE in its directory (an inode, no name) and linked to its path once
 the command has printed something or is handed to a supervising thread (it runs long enough
 that someone may want to `tail -f` it); a command that ended quickly without a byte of
 output leaves no file. Without O_TMPFILE (another OS, an old kernel, some filesystems) the
-file is created with its name at once, as before.
+file is created with its name at once.
 """
 
 from __future__ import annotations
@@ -91,3 +92,16 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def log_end(path: str | Path, limit: int, size: int | None = None) -> tuple[bytes, int]:
+    """The last `limit` bytes of a log (of its first `size` bytes, when given) and the offset
+    they start at, reading only its end: logs can be gigabytes. (b"", 0) when it cannot be read."""
+    try:
+        with Path(path).open("rb") as handle:
+            end = handle.seek(0, os.SEEK_END) if size is None else size
+            start = max(0, end - limit)
+            handle.seek(start)
+            return handle.read(end - start), start
+    except OSError:
+        return b"", 0

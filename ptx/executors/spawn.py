@@ -1,8 +1,7 @@
 """How process.py starts a command: posix_spawn where it can, Popen where it must.
 
-Only process.py imports this. With two commands in flight, `subprocess.Popen` costs about
-0.3 ms per start in its own Python code and `os.posix_spawn` 0.17 ms (2,000 `true` at -j 2:
-0.90 s against 0.78 s), which is a third of what a no-op task costs ptx. posix_spawn cannot
+Only process.py imports this. `os.posix_spawn` starts a command with less of ptx's own
+Python per start than `subprocess.Popen` (BENCHMARKS.md has the figures). posix_spawn cannot
 change the working directory before Python 3.13, so a command that runs elsewhere than ptx
 itself, or whose executable is not found on the child's PATH, goes through Popen, which
 also says exactly why it cannot start.

@@ -15,8 +15,10 @@ from ptx.graph.digraph import (
     Structure,
     components,
     dependents,
+    depths,
     indexed,
     kahn,
+    longest_path,
     shortest_cycle,
     topological,
 )
@@ -350,35 +352,19 @@ def _closure(graph: Graph, start: Iterable[TaskId], done: set[TaskId]) -> set[Ta
 def levels(graph: Graph) -> list[list[TaskId]]:
     """Topological levels: each unit is one level after its deepest dependency."""
     shape = structure(graph)
-    ids, adj = shape.ids, shape.adj  # ids come sorted, so each level does too
-    depth = [0] * len(ids)
-    for v in shape.order:
-        depth[v] = max((depth[d] + 1 for d in adj[v]), default=0)
+    depth = depths(shape.adj, shape.order)
     found: list[list[TaskId]] = [[] for _ in range(max(depth, default=-1) + 1)]
-    for v, unit in enumerate(ids):
+    for v, unit in enumerate(shape.ids):  # ids come sorted, so each level does too
         found[depth[v]].append(unit)
     return found
 
 
 def critical_path(graph: Graph, estimates: Mapping[TaskId, float] | None) -> CriticalPath:
-    """The longest chain, in estimated seconds when any estimate is known, else in steps."""
+    """The longest chain, in estimated seconds when any estimate is known, else in steps; a
+    tie goes to the lower id (`longest_path`)."""
     weights = durations(graph, estimates)
     shape = structure(graph)
-    ids, adj = shape.ids, shape.adj
-    weight = [1.0] * len(ids) if weights is None else [weights[u] for u in ids]
-    finish = [0.0] * len(ids)
-    via = [-1] * len(ids)
-    for v in shape.order:
-        for d in adj[v]:
-            best = via[v]
-            if best < 0 or finish[d] > finish[best] or (finish[d] == finish[best] and d < best):
-                via[v] = d
-        finish[v] = weight[v] + (finish[via[v]] if via[v] >= 0 else 0.0)
-    if not ids:
-        return CriticalPath(tasks=(), seconds=None if weights is None else 0.0, steps=0)
-    chain = [max(range(len(ids)), key=finish.__getitem__)]  # the first maximum: lowest id
-    while via[chain[-1]] >= 0:
-        chain.append(via[chain[-1]])
-    tasks = tuple(ids[v] for v in reversed(chain))
-    seconds = None if weights is None else finish[chain[0]]
-    return CriticalPath(tasks=tasks, seconds=seconds, steps=len(tasks))
+    weight = [1.0] * len(shape.ids) if weights is None else [weights[u] for u in shape.ids]
+    chain, length = longest_path(shape.adj, shape.order, weight)
+    tasks = tuple(shape.ids[v] for v in chain)
+    return CriticalPath(tasks=tasks, seconds=None if weights is None else length, steps=len(tasks))

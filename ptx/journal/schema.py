@@ -52,8 +52,8 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
     """WAL with synchronous=NORMAL: a crash of ptx loses no commit, no commit waits for a disk."""
     conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     # Only a new, empty store takes it (and only before WAL mode): each commit of an attempt
-    # writes a few small rows, so 1 KiB pages put 2.5x fewer bytes in the WAL than 4 KiB
-    # ones, and the checkpoint at close copies back a quarter as much.
+    # writes a few small rows, so 1 KiB pages put fewer bytes in the WAL than 4 KiB ones,
+    # and the checkpoint at close copies back less.
     conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")

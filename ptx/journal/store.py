@@ -112,8 +112,8 @@ class Journal:
 
     def checkpoint_soon(self) -> None:
         """Start copying the WAL into the database now, in a thread and on a connection of
-        their own, so the run's report need not wait for it: after 2,000 attempts the copy and
-        its fsyncs took ~15 ms of the close. `close` waits for it and copies what came since."""
+        their own, so the run's report need not wait for the copy and its fsyncs. `close`
+        waits for it and copies what came since."""
         if self._checkpointer is None:
             self._checkpointer = threading.Thread(
                 target=_checkpoint, args=(self._path,), name="ptx-checkpoint"
@@ -379,7 +379,7 @@ class Journal:
 
         Only attempts with the given command hash count, so changing a command resets its
         history; tasks with no such attempt are absent. Tasks are asked for in batches, each
-        one statement: a query per task cost 9 us of Python per task (0.9 s for 100,000).
+        one statement, since a query per task costs more Python than the query.
         """
         pairs = list(command_hashes.items())
         result: dict[str, float] = {}

@@ -69,7 +69,7 @@ def recorded(journal: Journal, run_id: str) -> Recorded:
 
 def render(output: Format, result: RunResult, record: Recorded) -> str:
     """The run as JUnit XML, a Chrome trace or Prometheus text (not text or json)."""
-    # Each format's module is imported once asked for: ci alone is ~6 ms of every start-up.
+    # Each format's module is imported once asked for, so a run that exports nothing skips them.
     from ptx.outputs import ci, metrics, trace  # noqa: PLC0415 - only an export needs these
 
     if output is Format.junit:
@@ -121,7 +121,7 @@ def _writers(result: RunResult, record: Recorded, outputs: Outputs) -> list[Call
 
 
 def _write(text: Callable[[], str], path: Path) -> None:
-    from ptx.outputs.report import write_text_atomically  # noqa: PLC0415 - with ptx.core.events: ~8 ms
+    from ptx.outputs.report import write_text_atomically  # noqa: PLC0415 - brings ptx.core.events
 
     try:
         write_text_atomically(text(), path)

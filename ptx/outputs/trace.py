@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ptx.core.events import RunResult
+    from ptx.core.events import BreakerChanged, Degraded, RunResult
     from ptx.journal.schema import AttemptRecord
 
 PID = 1
@@ -96,23 +96,10 @@ def micro(seconds: float) -> int:
 
 
 def _notices(result: RunResult) -> list[dict[str, Any]]:
-    notices = [
-        _instant(
-            f"breaker {change.resource} {change.state}", change.at, result, reason=change.reason
-        )
-        for change in result.breakers
-    ]
+    changes: list[BreakerChanged | Degraded] = [*result.breakers]
     if result.degraded is not None:
-        degraded = result.degraded
-        notices.append(
-            _instant(
-                "fell back to sequential, one task at a time",
-                degraded.at,
-                result,
-                reason=degraded.reason,
-            )
-        )
-    return notices
+        changes.append(result.degraded)
+    return [_instant(change.title, change.at, result, reason=change.reason) for change in changes]
 
 
 def _instant(name: str, at: float, result: RunResult, *, reason: str) -> dict[str, Any]:

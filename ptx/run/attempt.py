@@ -106,11 +106,10 @@ class Attempts:
 
     def prepare(self, tasks: Iterable[Task], stopped: Callable[[], bool]) -> None:
         """Write the PTX_TASK_JSON file of each task the run may start, before the first one
-        starts. Written one at a time between starts, a file cost 3x as much (38 us against
-        12 us) as the processes ptx runs evict its caches, and the files stay until the run
-        ends either way. The first file that cannot be written (a full tmpfs, say) ends the
-        writing, as does `stopped` (an interrupt): each task left is written, or its error
-        told, when the task starts."""
+        starts: between starts, the processes ptx runs evict its caches and each file costs
+        more, and the files stay until the run ends either way. The first file that cannot be
+        written (a full tmpfs, say) ends the writing, as does `stopped` (an interrupt): each
+        task left is written, or its error told, when the task starts."""
         written = set()
         for task in tasks:
             if stopped():

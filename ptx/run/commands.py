@@ -176,7 +176,7 @@ def task_environment(
 def write_task_json(task: Task, path: str) -> None:
     """The task object exactly as read, for commands that want every field. Written for every
     task, so kept lean: on one line, where json uses its C encoder, and with os.open and one
-    write instead of a text file object (a third of the time)."""
+    write, cheaper than a text file object."""
     data = (json.dumps(dict(task.raw), ensure_ascii=False) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:

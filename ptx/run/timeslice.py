@@ -3,8 +3,8 @@ from the tasks it starts.
 
 posix_spawn returns once the new child has called exec. When the kernel has put the child on
 ptx's own core, ptx is woken then, but under EEVDF (Linux 6.6 and later) it only gets the
-core back when the child ends or uses up its slice (1.4 ms here): in `make bench`'s no-op
-case a third of the starts landed so and took 0.86 ms, against 0.16 ms with a 0.1 ms slice.
+core back when the child ends or uses up its slice, several times what the start itself
+takes (BENCHMARKS.md has the figures).
 A shorter slice lets a woken thread preempt the current one (Linux 6.12 and later), so ptx
 asks for 0.1 ms, with SCHED_RESET_ON_FORK so that its children, and threads it starts, get
 the default slice back. Elsewhere, or for a thread the user gave another policy or a negative
@@ -49,7 +49,7 @@ def _set_slice(slice_ns: int) -> bool:
     numbers = _SYSCALLS.get(platform.machine()) if sys.platform == "linux" else None
     if numbers is None:
         return False
-    import ctypes  # noqa: PLC0415 - 2 ms to import, only where it is used
+    import ctypes  # noqa: PLC0415 - imported only where it is used
 
     setattr_, getattr_ = numbers
     libc = ctypes.CDLL(None, use_errno=True)

@@ -283,11 +283,12 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     work = prepared.work
     simulation = schedule.simulate(work, prepared.estimates, prepared.jobs)
     order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))
+    # The real run's first attempts, as it builds them; no run, so no run id or environment.
+    context = commands.RunContext(
+        root=prepared.project.root, tag=prepared.project.tasks.tag, run_id="", base_env={}
+    )
     lines = []
     for slot in order:
-        task = work.nodes[slot.unit]
-        command = commands.command_of(commands.effective_options(task, config), config)
-        if command is not None:  # prepare() refused the run otherwise
-            fields = commands.fields_of(task, prepared.project.tasks.tag, attempt=1)
-            lines.append((slot.unit, commands.display(commands.render(command, fields))))
+        call = commands.invocation(work.nodes[slot.unit], config, context, attempt=1, task_json="")
+        lines.append((slot.unit, commands.display(call.argv)))
     return prepared, lines

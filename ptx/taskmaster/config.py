@@ -150,7 +150,7 @@ def shown_path(path: Path, root: Path) -> str:
 
 
 # --- reading YAML ----------------------------------------------------------------------------
-# PyYAML is imported only below, once a config file exists: ~7 ms most start-ups do without.
+# PyYAML is imported only below, once a config file exists: most start-ups do without it.
 
 
 def _parse(path: Path, where: str) -> object:

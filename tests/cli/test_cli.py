@@ -7,15 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from builders import CORPUS, REPO
+from builders import CORPUS, REPO, SCRIPTS
 from typer.testing import CliRunner
 
 from ptx.cli.app import app, main
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 DEMO_PROJECT = REPO / "examples" / "demo"
@@ -33,6 +34,13 @@ def demo(tmp_path: Path) -> Path:
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+def _plan_json(*args: str) -> Any:
+    """`ptx plan ARGS`, which must succeed, read as JSON."""
+    code, out, err = invoke("plan", *args)
+    assert code == 0, err
+    return json.loads(out)
 
 
 def test_corpus_is_present() -> None:
@@ -87,7 +95,8 @@ def test_validate_github_prints_annotations() -> None:
 def test_validate_github_escapes_colons_and_commas_in_properties(tmp_path: Path) -> None:
     path = tmp_path / "a:b,c.json"  # in the file= property, ':' and ',' would end the value
     shutil.copyfile(CORPUS / "AlexCodeForge__cproject.json", path)
-    _, out, _ = invoke("validate", "-f", str(path), "--format", "github")
+    code, out, _ = invoke("validate", "-f", str(path), "--format", "github")
+    assert code == 1
     properties, _, message = out.splitlines()[0][len("::error ") :].partition("::")
     assert "a%3Ab%2Cc.json,title=PTX101" in properties
     assert message.startswith("dependency cycle: 5 -> 16 -> 5")
@@ -100,9 +109,10 @@ def test_strict_turns_warnings_into_failure() -> None:
 
 
 def test_all_tags_checks_every_tag() -> None:
-    _, out, _ = invoke(
+    code, out, err = invoke(
         "validate", "-f", str(CORPUS / "Alterya__agents.json"), "--all-tags", "--json"
     )
+    assert code == 0, err
     assert json.loads(out)["tags"] == [
         "master",
         "agent-wars",
@@ -165,16 +175,14 @@ def test_plan_json_of_the_demo(demo: Path) -> None:
 
 
 def test_plan_all_ignores_statuses(demo: Path) -> None:
-    _, out, _ = invoke("plan", "-f", str(demo), "--all", "--format", "json")
-    plan = json.loads(out)
+    plan = _plan_json("-f", str(demo), "--all", "--format", "json")
     assert plan["groups"][0] == ["1"]
     assert "13" in {unit for group in plan["groups"] for unit in group}
     assert plan["blocked"] == []
 
 
 def test_plan_subtasks_as_units(demo: Path) -> None:
-    _, out, _ = invoke("plan", "-f", str(demo), "--subtasks", "--json")
-    groups = json.loads(out)["groups"]
+    groups = _plan_json("-f", str(demo), "--subtasks", "--json")["groups"]
     where = {unit: number for number, group in enumerate(groups) for unit in group}
     assert "7" not in where
     assert where["7.1"] < where["7.2"] < where["10"]
@@ -182,8 +190,9 @@ def test_plan_subtasks_as_units(demo: Path) -> None:
 
 
 def test_plan_mermaid_and_dot_carry_every_edge(demo: Path) -> None:
-    _, mermaid, _ = invoke("plan", "-f", str(demo), "--format", "mermaid")
-    _, dot, _ = invoke("plan", "-f", str(demo), "--format", "dot")
+    mermaid_code, mermaid, _ = invoke("plan", "-f", str(demo), "--format", "mermaid")
+    dot_code, dot, _ = invoke("plan", "-f", str(demo), "--format", "dot")
+    assert (mermaid_code, dot_code) == (0, 0)
     assert mermaid.startswith("flowchart LR")
     assert "t3 --> t6" in mermaid
     assert mermaid.count("-->") == dot.count("->") == 15
@@ -203,7 +212,8 @@ def test_markup_in_titles_stays_literal(tmp_path: Path) -> None:
     path.write_text(
         json.dumps({"tasks": [{"id": 1, "title": "[bold]x[/bold]", "dependencies": []}]})
     )
-    _, out, _ = invoke("plan", "-f", str(path))
+    code, out, _ = invoke("plan", "-f", str(path))
+    assert code == 0
     assert "[bold]x[/bold]" in out
 
 
@@ -237,11 +247,11 @@ def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
     for task in tasks["master"]["tasks"]:  # every command now takes ~0 s instead of its estimate
         task["metadata"]["ptx"]["command"] = "true"
     demo.write_text(json.dumps(tasks, indent=2))
-    before = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    before = _plan_json("-f", str(demo), "--json")
     done = subprocess.run(
         [sys.executable, "-m", "ptx", "run", "-q"], cwd=root, capture_output=True, check=False
     )
-    after = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
+    after = _plan_json("-f", str(demo), "--json")
     assert done.returncode == 0, done.stderr
     assert before["critical_path"]["seconds"] == 7.0  # from estimate_seconds
     assert after["critical_path"]["seconds"] < 1.0  # from the durations just measured
@@ -251,14 +261,16 @@ def test_plan_uses_measured_history_once_tasks_have_run(demo: Path) -> None:
 def test_plan_uses_estimates_set_in_the_config(demo: Path) -> None:
     config = demo.parents[2] / "ptx.yaml"
     config.write_text("parallel_execution:\n  tasks:\n    '3': {estimate_seconds: 5}\n")
-    before = json.loads(invoke("plan", "-f", str(demo), "--json")[1])
-    after = json.loads(invoke("plan", "-f", str(demo), "-c", str(config), "--json")[1])
+    before = _plan_json("-f", str(demo), "--json")
+    after = _plan_json("-f", str(demo), "-c", str(config), "--json")
     assert before["critical_path"]["seconds"] == 7.0  # 2 -> 3 -> 6 -> 10 -> 12, 3 taking 2 s
     assert after["critical_path"]["seconds"] == 10.0  # the config's 5 s for task 3 wins
 
 
 def test_plan_does_not_create_a_state_store(demo: Path) -> None:
-    invoke("plan", "-f", str(demo))
+    code, out, err = invoke("plan", "-f", str(demo))
+    assert code == 0, err
+    assert "critical path: " in out  # it planned, and still left no state behind
     assert not (demo.parents[2] / ".ptx").exists()
 
 
@@ -324,12 +336,6 @@ def test_an_invocation_imports_only_what_it_needs(
     task = {"id": 1, "title": "t", "dependencies": [], "metadata": {"ptx": {"command": ["true"]}}}
     (tmp_path / "tasks.json").write_text(json.dumps({"tasks": [task]}))
     loaded = tmp_path / "modules.json"
-    script = (
-        "import json, sys\n"
-        "from ptx.cli.app import main\n"
-        f"code = main({command!r})\n"
-        f"open({str(loaded)!r}, 'w').write(json.dumps([code, sorted(sys.modules)]))\n"
-    )
     # No config file, outputs or GitHub step summary from the environment: a plain invocation.
     env = {
         key: value
@@ -337,7 +343,11 @@ def test_an_invocation_imports_only_what_it_needs(
         if not key.startswith("PTX_") and key != "GITHUB_STEP_SUMMARY"
     }
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, check=True
+        [sys.executable, str(SCRIPTS / "ptx_imports.py"), str(loaded), *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        check=True,
     )
     code, modules = json.loads(loaded.read_text())
     assert code == 0, done.stderr
@@ -345,15 +355,13 @@ def test_an_invocation_imports_only_what_it_needs(
     assert [name for name in unwanted if name in modules or name in packages] == []
 
 
-def _console(tmp_path: Path, before: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`ptx.cli.app.console()` in a real process with `args`, after running `before` there (first:
-    an exit handler it registers runs after those of the modules ptx imports)."""
-    argv = f"sys.argv = ['ptx', *{list(args)!r}]"
-    script = f"import sys\n{before}\nfrom ptx.cli import app\n{argv}\napp.console()"
+def _console(tmp_path: Path, before: Sequence[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`ptx.cli.app.console()` in a real process with `args`, after the set-up `before` names
+    (tests/scripts/ptx_console.py)."""
     # Buffered as for a user: the exit must flush what is still in the buffers.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     return subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, str(SCRIPTS / "ptx_console.py"), *before, "--", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -368,11 +376,7 @@ def test_the_console_exit_flushes_output_and_runs_exit_handlers(tmp_path: Path) 
         for n in range(1, 5001)
     ]
     (tmp_path / "tasks.json").write_text(json.dumps({"tasks": tasks}))
-    # No newline: stderr keeps it in its buffer until the exit flushes it.
-    handler = (
-        "import atexit\natexit.register(lambda: print('exit handler ran', file=sys.stderr, end=''))"
-    )
-    done = _console(tmp_path, handler, "plan", "-f", "tasks.json", "--format", "json")
+    done = _console(tmp_path, ["--exit-handler"], "plan", "-f", "tasks.json", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout) > 2**16  # more than a pipe holds: all of it must still arrive
     assert len(json.loads(done.stdout)["groups"]) == 5000  # a chain: one task per group
@@ -381,28 +385,20 @@ def test_the_console_exit_flushes_output_and_runs_exit_handlers(tmp_path: Path) 
 
 def test_the_console_exit_waits_for_a_thread_that_still_runs(tmp_path: Path) -> None:
     marker = tmp_path / "written-late"
-    late_writer = (
-        "import threading, time\n"
-        "def late():\n"
-        "    time.sleep(0.3)\n"
-        f"    open({str(marker)!r}, 'w').write('done')\n"
-        "threading.Thread(target=late).start()"
-    )
-    done = _console(tmp_path, late_writer, "--version")
+    done = _console(tmp_path, ["--late-writer", str(marker)], "--version")
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "done"
     assert done.stdout.startswith("ptx ")
 
 
 def test_the_console_exit_code_is_mains(tmp_path: Path) -> None:
-    done = _console(tmp_path, "", "validate", "-f", "missing.json")
+    done = _console(tmp_path, [], "validate", "-f", "missing.json")
     assert done.returncode == 2
     assert "missing.json" in done.stderr
 
 
 def test_the_console_exit_flushes_what_exit_handlers_print(tmp_path: Path) -> None:
-    late = "import atexit\natexit.register(lambda: sys.stdout.write('printed at exit'))"
-    done = _console(tmp_path, late, "--version")
+    done = _console(tmp_path, ["--print-at-exit"], "--version")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ptx ")
     assert done.stdout.endswith("printed at exit")

@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from projects import HANG_GUARD, clean_environment, make_project, task
+from builders import SCRIPTS
+from projects import HANG_GUARD, clean_environment, make_project, q, task
 from rich.console import Console
 
 from ptx.cli.live import LiveView, _TreeProbe
@@ -195,9 +196,7 @@ def test_events_from_many_threads_while_frames_are_drawn(tmp_path: Path) -> None
 
 
 def test_cpu_and_memory_cover_the_whole_process_tree(tmp_path: Path) -> None:
-    busy = tmp_path / "busy.py"
-    busy.write_text("x = bytearray(60 * 2**20)\nwhile True:\n    pass\n")
-    shell = f"{sys.executable} {busy} & sleep 30"
+    shell = f"{q(sys.executable)} {q(SCRIPTS / 'busy.py')} & sleep 30"
     parent = subprocess.Popen(["sh", "-c", shell], start_new_session=True)
     try:
         probe = _TreeProbe()
@@ -206,7 +205,8 @@ def test_cpu_and_memory_cover_the_whole_process_tree(tmp_path: Path) -> None:
         while cpu < 20 or rss < 60 * 2**20:  # the busy child, not the sleeping shell
             assert time.monotonic() < deadline, (cpu, rss)
             probe.sample([parent.pid])
-            cpu, rss = (value or 0 for value in probe.usage(parent.pid))  # type: ignore[assignment]
+            cpu_now, rss_now = probe.usage(parent.pid)
+            cpu, rss = cpu_now or 0.0, rss_now or 0
             time.sleep(0.2)
         probe.sample([None, 999_999_999])
         assert probe.usage(999_999_999) == (0.0, 0)

@@ -129,7 +129,7 @@ def test_every_event_kind_has_its_line_and_markup_stays_literal() -> None:
         "timeout 3 in 1.2 s, retry in 2.0 s",
         "skipped 4: dependency 3 timeout",
         "breaker db open: 5 failures",
-        "warning: falling back to sequential, one task at a time: 40% failed",
+        "warning: fell back to sequential, one task at a time: 40% failed",
         "warning: heads up",
     ]
 
@@ -139,7 +139,7 @@ def test_quiet_drops_progress_but_not_problems() -> None:
         "3| [red]literal[/red]",
         "timeout 3 in 1.2 s, retry in 2.0 s",
         "breaker db open: 5 failures",
-        "warning: falling back to sequential, one task at a time: 40% failed",
+        "warning: fell back to sequential, one task at a time: 40% failed",
         "warning: heads up",
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tests.projects import make_project, ptx, task
+from projects import make_project, ptx, task
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,53 +12,67 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import psutil
 import pytest
 
 pytest.importorskip("distributed")
 
-from builders import REPO
+from builders import REPO, SCRIPTS
 
 from ptx.core.errors import PtxError, UsageError
 from ptx.executors import dask as dask_executor
 from ptx.executors import process
 from ptx.executors.base import MISSING_DASK, LocalExecutor, open_executor
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import distributed
+
+    from ptx.executors.base import Executor
+
 HANG_GUARD = 30.0  # only stops a broken test from hanging the suite
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster() -> Iterator[distributed.LocalCluster]:
     with dask_executor.start_local_cluster(workers=2, threads=2) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def executor(cluster):
+def executor(cluster: distributed.LocalCluster) -> Iterator[dask_executor.DaskExecutor]:
     opened = dask_executor.connect(cluster.scheduler_address)
     yield opened
     opened.client.wait_for_workers(2, timeout=HANG_GUARD)  # a killed worker may be restarting
     opened.close()
 
 
-def _spec(tmp_path: Path, script: str, **changes: object) -> process.ProcessSpec:
-    fields: dict[str, object] = {
-        "argv": ("/bin/sh", "-c", script),
-        "cwd": str(tmp_path),
-        "env": {"PATH": os.environ["PATH"], "PTX_X": "explicit"},
-        "log_path": str(tmp_path / "logs" / "run" / "7.log"),
-        "timeout": None,
-        "grace": 5.0,
-    }
-    return process.ProcessSpec(**{**fields, **changes})  # type: ignore[arg-type]
+def _spec(
+    tmp_path: Path,
+    script: str,
+    *,
+    cwd: str | None = None,
+    timeout: float | None = None,
+    grace: float = 5.0,
+) -> process.ProcessSpec:
+    return process.ProcessSpec(
+        argv=("/bin/sh", "-c", script),
+        cwd=cwd or str(tmp_path),
+        env={"PATH": os.environ["PATH"], "PTX_X": "explicit"},
+        log_path=str(tmp_path / "logs" / "run" / "7.log"),
+        timeout=timeout,
+        grace=grace,
+    )
 
 
 _SEEN: list[psutil.Process] = []
 
 
 @pytest.fixture(autouse=True)
-def _no_leftovers():
+def _no_leftovers() -> Iterator[None]:
     """A failing test must not leave its `sleep 300` behind for the rest of the suite."""
     yield
     while _SEEN:
@@ -100,7 +114,9 @@ def _gone(pids: list[int]) -> bool:
     return _alive(pids) == []
 
 
-def _in_thread(executor, spec, stop):
+def _in_thread(
+    executor: Executor, spec: process.ProcessSpec, stop: process.Stop
+) -> tuple[threading.Thread, list[process.ProcessOutcome]]:
     results: list[process.ProcessOutcome] = []
     thread = threading.Thread(target=lambda: results.append(executor.run(spec, stop)))
     thread.start()
@@ -111,7 +127,9 @@ def _in_thread(executor, spec, stop):
 _TWO_PIDS = "echo $$ > pids; sleep 300 & echo $! >> pids; "
 
 
-def test_runs_a_command_and_brings_its_log_back(executor, tmp_path):
+def test_runs_a_command_and_brings_its_log_back(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     spec = _spec(tmp_path, 'pwd; echo "x=$PTX_X"; echo oops >&2; exit 3')
     outcome = executor.run(spec, process.Stop())
     assert (outcome.exit_code, outcome.signal, outcome.error) == (3, None, None)
@@ -121,25 +139,31 @@ def test_runs_a_command_and_brings_its_log_back(executor, tmp_path):
     assert lines[1:] == [str(tmp_path), "x=explicit", "oops"]
 
 
-def test_a_signal_that_ends_the_command_is_reported_as_locally(executor, tmp_path):
+def test_a_signal_that_ends_the_command_is_reported_as_locally(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     spec = _spec(tmp_path, "echo before; kill -KILL $$")
     outcome = executor.run(spec, process.Stop())
     assert (outcome.exit_code, outcome.signal) == (None, signal.SIGKILL)
     assert Path(spec.log_path).read_text().splitlines()[1:] == ["before"]
 
 
-def test_a_command_that_handles_sigterm_keeps_its_exit_code(executor, tmp_path):
+def test_a_command_that_handles_sigterm_keeps_its_exit_code(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     spec = _spec(tmp_path, _TWO_PIDS + "trap 'echo got TERM; exit 5' TERM; wait", timeout=0.5)
     outcome = executor.run(spec, process.Stop())
     assert (outcome.timed_out, outcome.exit_code, outcome.signal) == (True, 5, None)
     assert "got TERM" in Path(spec.log_path).read_text()
 
 
-def test_slots_are_the_workers_threads(executor):
+def test_slots_are_the_workers_threads(executor: dask_executor.DaskExecutor) -> None:
     assert executor.slots == 4
 
 
-def test_a_remote_timeout_leaves_no_process_behind(executor, tmp_path):
+def test_a_remote_timeout_leaves_no_process_behind(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     spec = _spec(tmp_path, _TWO_PIDS + "wait", timeout=0.5, grace=0.5)
     outcome = executor.run(spec, process.Stop())
     assert outcome.timed_out
@@ -147,7 +171,9 @@ def test_a_remote_timeout_leaves_no_process_behind(executor, tmp_path):
     assert "[ptx] timed out after 0.5 s: SIGTERM" in Path(spec.log_path).read_text()
 
 
-def test_a_graceful_stop_terms_the_remote_group_and_waits_for_it(executor, tmp_path):
+def test_a_graceful_stop_terms_the_remote_group_and_waits_for_it(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     script = _TWO_PIDS + "trap 'echo got TERM; exit 5' TERM; wait"
     stop = process.Stop()
     thread, results = _in_thread(executor, _spec(tmp_path, script), stop)
@@ -159,7 +185,9 @@ def test_a_graceful_stop_terms_the_remote_group_and_waits_for_it(executor, tmp_p
     assert "got TERM" in Path(tmp_path / "logs" / "run" / "7.log").read_text()
 
 
-def test_an_immediate_stop_kills_a_group_that_ignores_term(executor, tmp_path):
+def test_an_immediate_stop_kills_a_group_that_ignores_term(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     script = "trap '' TERM; " + _TWO_PIDS + "wait"
     stop = process.Stop()
     thread, results = _in_thread(executor, _spec(tmp_path, script, grace=60.0), stop)
@@ -174,7 +202,9 @@ def test_an_immediate_stop_kills_a_group_that_ignores_term(executor, tmp_path):
     assert _alive(pids) == []
 
 
-def test_a_stop_before_the_attempt_starts_sends_nothing(executor, tmp_path):
+def test_a_stop_before_the_attempt_starts_sends_nothing(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     stop = process.Stop()
     stop.request()
     outcome = executor.run(_spec(tmp_path, "touch ran"), stop)
@@ -182,7 +212,9 @@ def test_a_stop_before_the_attempt_starts_sends_nothing(executor, tmp_path):
     assert not (tmp_path / "ran").exists()
 
 
-def test_a_stop_cancels_queued_attempts_and_ends_running_ones(executor, tmp_path):
+def test_a_stop_cancels_queued_attempts_and_ends_running_ones(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     stop = process.Stop()  # one per run, as the runner shares it
     folders = [tmp_path / str(number) for number in range(5)]
     started = []
@@ -206,7 +238,9 @@ def test_a_stop_cancels_queued_attempts_and_ends_running_ones(executor, tmp_path
     assert not (folders[4] / "ran").exists()
 
 
-def test_a_killed_worker_is_a_failed_attempt_and_takes_its_processes(executor, tmp_path):
+def test_a_killed_worker_is_a_failed_attempt_and_takes_its_processes(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     thread, results = _in_thread(executor, _spec(tmp_path, _TWO_PIDS + "wait"), process.Stop())
     pids = _pids(tmp_path / "pids")
     workers = set(executor.client.run(os.getpid).values())
@@ -221,7 +255,9 @@ def test_a_killed_worker_is_a_failed_attempt_and_takes_its_processes(executor, t
     assert "[ptx] worker died: " in Path(tmp_path / "logs" / "run" / "7.log").read_text()
 
 
-def test_a_missing_cwd_is_named_with_the_worker(executor, tmp_path):
+def test_a_missing_cwd_is_named_with_the_worker(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
     spec = _spec(tmp_path, "true", cwd=str(tmp_path / "absent"))
     outcome = executor.run(spec, process.Stop())
     assert outcome.error is not None
@@ -230,7 +266,9 @@ def test_a_missing_cwd_is_named_with_the_worker(executor, tmp_path):
     assert outcome.error in Path(spec.log_path).read_text()
 
 
-def test_a_driver_that_goes_away_leaves_no_remote_process(cluster, tmp_path):
+def test_a_driver_that_goes_away_leaves_no_remote_process(
+    cluster: distributed.LocalCluster, tmp_path: Path
+) -> None:
     driver = open_executor(
         "dask", scheduler=None, environ={"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address}
     )
@@ -245,7 +283,7 @@ def test_a_driver_that_goes_away_leaves_no_remote_process(cluster, tmp_path):
 class _Unanswered:
     """A future whose client went away: it never resolves and never calls back."""
 
-    def add_done_callback(self, _callback):
+    def add_done_callback(self, _callback: Callable[[object], None]) -> None:
         pass
 
 
@@ -253,17 +291,30 @@ class _ClosedClient:
     status = "closed"
 
 
-def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever():
+def _closed_driver() -> dask_executor.DaskExecutor:
+    """A driver whose client is closed: a stand-in, for only `status` is read."""
     driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
-    driver.client = _ClosedClient()
-    ended: list[process.ProcessOutcome] = []
+    driver.client = cast("distributed.Client", _ClosedClient())
+    return driver
+
+
+def _future(stand_in: object) -> distributed.Future[dask_executor.RemoteResult]:
+    return cast("distributed.Future[dask_executor.RemoteResult]", stand_in)
+
+
+def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever() -> None:
+    driver = _closed_driver()
+    ended: list[dask_executor.RemoteResult | process.ProcessOutcome] = []
     waiting = threading.Thread(
-        target=lambda: ended.append(driver._await(_Unanswered(), "t", process.Stop(), 1.0)),
+        target=lambda: ended.append(
+            driver._await(_future(_Unanswered()), "t", process.Stop(), 1.0)
+        ),
         daemon=True,  # should it hang, it must not hold the test session open
     )
     waiting.start()
     waiting.join(HANG_GUARD)
     assert ended, "still waiting for a future no client will ever resolve"
+    assert isinstance(ended[0], process.ProcessOutcome)
     assert ended[0].interrupted
     assert ended[0].error == "the Dask client is closed: the attempt's end is unknown"
 
@@ -271,29 +322,21 @@ def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever
 class _CancelledByTheClose:
     """A future that resolved because its client closed; asking for its result never returns."""
 
-    def add_done_callback(self, callback):
+    def add_done_callback(self, callback: Callable[[object], None]) -> None:
         callback(self)
 
-    def result(self, timeout=None):
+    def result(self, timeout: float | None = None) -> dask_executor.RemoteResult:
         raise AssertionError(f"asked a closed client for a result (timeout {timeout})")
 
 
-def test_an_attempt_that_ended_with_its_client_closing_does_not_ask_for_its_result():
-    driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
-    driver.client = _ClosedClient()
-    ended = driver._await(_CancelledByTheClose(), "t", process.Stop(), 1.0)
+def test_an_attempt_that_ended_with_its_client_closing_does_not_ask_for_its_result() -> None:
+    ended = _closed_driver()._await(_future(_CancelledByTheClose()), "t", process.Stop(), 1.0)
+    assert isinstance(ended, process.ProcessOutcome)
     assert ended.interrupted
     assert ended.error == "the Dask client is closed: the attempt's end is unknown"
 
 
-def test_only_the_tail_of_a_long_log_comes_back(tmp_path):
-    path = tmp_path / "long.log"
-    path.write_bytes(b"0123456789")
-    assert dask_executor._tail(path, 4) == (b"6789", 6)
-    assert dask_executor._tail(path, 40) == (b"0123456789", 0)
-
-
-def test_the_local_executor_is_process_run_process(tmp_path):
+def test_the_local_executor_is_process_run_process(tmp_path: Path) -> None:
     executor = open_executor("local", scheduler=None, environ={})
     assert isinstance(executor, LocalExecutor)
     assert executor.slots is None
@@ -302,25 +345,23 @@ def test_the_local_executor_is_process_run_process(tmp_path):
     assert Path(spec.log_path).read_text() == "local\n"
 
 
-def test_an_unknown_executor_is_a_usage_error():
+def test_an_unknown_executor_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown executor 'ray': use local or dask"):
         open_executor("ray", scheduler=None, environ={})
 
 
-def test_an_unreachable_scheduler_is_a_clear_error():
+def test_an_unreachable_scheduler_is_a_clear_error() -> None:
     with pytest.raises(PtxError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         dask_executor.connect("tcp://127.0.0.1:9", timeout=0.5)
 
 
-def test_without_distributed_the_dask_executor_says_how_to_install_it():
-    script = (
-        "import sys; sys.modules['distributed'] = None\n"
-        "from ptx.executors.base import open_executor\n"
-        "try:\n    open_executor('dask', scheduler=None, environ={})\n"
-        "except Exception as exc:\n    print(type(exc).__name__, exc.exit_code.value, exc)\n"
-    )
+def test_without_distributed_the_dask_executor_says_how_to_install_it() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, str(SCRIPTS / "dask_without_distributed.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert done.stdout == f"PtxError 2 {MISSING_DASK}\n"
 
@@ -346,7 +387,9 @@ def _statuses(report: Path) -> dict[str, tuple[str, int | None]]:
     return {task["id"]: (task["status"], task["exit_code"]) for task in tasks}
 
 
-def test_the_example_project_gives_the_same_results_as_locally(cluster, tmp_path):
+def test_the_example_project_gives_the_same_results_as_locally(
+    cluster: distributed.LocalCluster, tmp_path: Path
+) -> None:
     for name in ("local", "dask"):
         shutil.copytree(REPO / "examples" / "demo" / ".taskmaster", tmp_path / name / ".taskmaster")
     local = _ptx(tmp_path / "local", "run", "-j", "4", "-q", "--report-json", "r.json")
@@ -362,7 +405,7 @@ def test_the_example_project_gives_the_same_results_as_locally(cluster, tmp_path
     assert "done" in logs[0].read_text()  # the task's own output came back to the driver
 
 
-def test_capacities_hold_across_workers(cluster, tmp_path):
+def test_capacities_hold_across_workers(cluster: distributed.LocalCluster, tmp_path: Path) -> None:
     times = tmp_path / "times"
     record = f"echo start $(date +%s.%N) >> {times}; sleep 0.4; echo end $(date +%s.%N) >> {times}"
     tasks = [

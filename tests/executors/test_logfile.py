@@ -14,7 +14,7 @@ import pytest
 from test_process import _sh
 
 from ptx.executors import process
-from ptx.executors.logfile import LogFile
+from ptx.executors.logfile import LogFile, log_end
 from ptx.executors.process import ProcessOutcome, Stop
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def test_with_unnamed_files_off_the_log_is_named_at_once(
     assert path.read_bytes() == b"x\n"
     empty = tmp_path / "logs" / "2.log"
     LogFile(str(empty)).close()
-    assert empty.read_bytes() == b""  # created at open: kept, as before O_TMPFILE
+    assert empty.read_bytes() == b""  # created at open, with its name: kept even empty
 
 
 def _refusing_tmpfile(
@@ -318,3 +318,12 @@ def test_a_supervised_command_has_its_log_named_while_it_runs(
         go.touch()
         supervisor.join(HANG_GUARD)
     assert [outcome.exit_code for outcome in outcomes] == [0]
+
+
+def test_only_the_end_of_a_long_log_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "long.log"
+    path.write_bytes(b"0123456789")
+    assert log_end(path, 4) == (b"6789", 6)
+    assert log_end(path, 40) == (b"0123456789", 0)
+    assert log_end(str(path), 4, size=8) == (b"4567", 4)  # what was there when it was measured
+    assert log_end(tmp_path / "missing.log", 4) == (b"", 0)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
-from builders import pids_in
+from builders import SCRIPTS, pids_in
 
 from ptx.executors import process, proctree, spawn
 from ptx.executors.process import (
@@ -73,8 +73,7 @@ def _log(spec: ProcessSpec) -> str:
 @pytest.mark.usefixtures("waiting")
 @pytest.mark.parametrize("code", [0, 3])
 def test_exit_code_and_both_streams_land_in_the_log(tmp_path: Path, code: int) -> None:
-    script = f"import sys; print('to out'); print('to err', file=sys.stderr); sys.exit({code})"
-    spec = _spec(tmp_path, (sys.executable, "-c", script))
+    spec = _spec(tmp_path, (sys.executable, str(SCRIPTS / "both_streams.py"), str(code)))
 
     outcome = run_process(spec, Stop())
 
@@ -88,7 +87,7 @@ def test_exit_code_and_both_streams_land_in_the_log(tmp_path: Path, code: int) -
     assert "to err\n" in _log(spec)
 
 
-def test_log_is_appended_to_and_env_is_the_completeclean_environment(tmp_path: Path) -> None:
+def test_log_is_appended_to_and_env_is_the_complete_environment(tmp_path: Path) -> None:
     spec = _sh(tmp_path, 'echo "$PTX_X:${HOME:-no home}"', env={"PTX_X": "x"})
     run_process(spec, Stop())
     run_process(spec, Stop())

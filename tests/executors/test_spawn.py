@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from builders import REPO
+from builders import REPO, SCRIPTS
 
 from ptx.executors import spawn
 
@@ -343,21 +343,10 @@ def test_a_command_reaped_elsewhere_reads_as_exit_0(way: _Way, start: _Starter) 
     assert proc.returncode == 0
 
 
-# Run in a Python whose stdin is closed, so the log it opens is descriptor 0.
-_LOG_ON_FD_0 = """
-import os, sys
-from ptx.executors import spawn
-os.close(0)
-log = open(sys.argv[1], "ab", buffering=0)
-proc = spawn.start(("/bin/sh", "-c", "echo hello"), os.getcwd(), {}, log.fileno())
-print(log.fileno(), type(proc).__name__, proc.wait())
-"""
-
-
 def test_a_log_on_descriptor_0_still_gets_the_output(tmp_path: Path) -> None:
     log = tmp_path / "task.log"
     child = subprocess.run(
-        [sys.executable, "-c", _LOG_ON_FD_0, str(log)],
+        [sys.executable, str(SCRIPTS / "spawn_with_log_on_fd_0.py"), str(log)],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,

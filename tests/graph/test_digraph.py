@@ -12,45 +12,45 @@ from ptx.core.errors import CycleError
 from ptx.graph import digraph
 
 
-def test_indexed_follows_the_given_order_and_drops_outside_ids():
+def test_indexed_follows_the_given_order_and_drops_outside_ids() -> None:
     adj = digraph.indexed(["2", "10", "3"], {"10": ("3", "99", "2"), "3": ("2",)})
     assert adj == [[], [2, 0], [0]]
 
 
-def test_dependents_reverse_the_adjacency():
+def test_dependents_reverse_the_adjacency() -> None:
     assert digraph.dependents([[], [0], [0, 1]]) == [[1, 2], [2], []]
 
 
-def test_kahn_puts_every_dependency_first():
+def test_kahn_puts_every_dependency_first() -> None:
     adj = [[1, 2], [2], [], [0]]
     assert digraph.kahn(adj, digraph.dependents(adj)) == [2, 1, 0, 3]
 
 
-def test_kahn_leaves_out_a_cycle_and_what_waits_for_it():
+def test_kahn_leaves_out_a_cycle_and_what_waits_for_it() -> None:
     adj = [[], [0, 2], [1], [2], [0]]  # 1 <-> 2, and 3 waits for 2
     assert digraph.kahn(adj, digraph.dependents(adj)) == [0, 4]
 
 
-def test_topological_names_the_cycle_through_the_lowest_index():
+def test_topological_names_the_cycle_through_the_lowest_index() -> None:
     adj = [[], [4], [3], [2], [1]]  # cycles 2 <-> 3 and 1 <-> 4; 1 is the lowest member
     with pytest.raises(CycleError) as error:
         digraph.topological(["a", "b", "c", "d", "e"], adj, digraph.dependents(adj))
     assert error.value.cycle == ("b", "e", "b")
 
 
-def test_components_leave_out_single_nodes():
+def test_components_leave_out_single_nodes() -> None:
     adj = [[1], [0], [1], [4], [5], [3], []]
     assert sorted(sorted(c) for c in digraph.components(adj)) == [[0, 1], [3, 4, 5]]
 
 
-def test_components_of_a_deep_cycle_need_no_recursion():
+def test_components_of_a_deep_cycle_need_no_recursion() -> None:
     n = 50_000
     adj = [[(v + 1) % n] for v in range(n)]
     (component,) = digraph.components(adj)
     assert sorted(component) == list(range(n))
 
 
-def test_shortest_cycle_takes_the_fewest_hops_from_the_lowest_member():
+def test_shortest_cycle_takes_the_fewest_hops_from_the_lowest_member() -> None:
     adj = [[1, 2], [2], [0], []]  # 0 -> 1 -> 2 -> 0 and 0 -> 2 -> 0
     assert digraph.shortest_cycle(adj, [2, 1, 0]) == [0, 2, 0]
 
@@ -77,7 +77,7 @@ def digraphs(draw: st.DrawFn) -> list[list[int]]:
 
 @settings(max_examples=200, deadline=None)
 @given(digraphs())
-def test_components_kahn_and_cycles_agree_with_reachability(adj: list[list[int]]):
+def test_components_kahn_and_cycles_agree_with_reachability(adj: list[list[int]]) -> None:
     reach = [reaches(adj, v) for v in range(len(adj))]
     cyclic = {v for v in range(len(adj)) if v in reach[v]}
     found = digraph.components(adj)

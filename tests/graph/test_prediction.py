@@ -9,7 +9,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING
 
 from ptx.core.model import Task, TaskList, TaskOptions
-from ptx.graph import plan
+from ptx.graph import plan, schedule
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,7 +65,7 @@ def test_the_plan_predicts_the_seconds_critical_path_not_the_steps_one() -> None
 
 def test_a_real_run_starts_tasks_in_the_order_the_plan_simulated(tmp_path: Path) -> None:
     predicted = plan.make_plan(_tasks(), jobs=2, satisfied=frozenset({"done"}))
-    simulated = plan.schedule.simulate(predicted.work, DURATIONS, 2)
+    simulated = schedule.simulate(predicted.work, DURATIONS, 2)
     expected = [
         {slot.unit for slot in group}
         for _, group in groupby(sorted(simulated.slots, key=lambda s: s.start), lambda s: s.start)

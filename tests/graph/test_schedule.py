@@ -43,16 +43,16 @@ def chain_and_long_task() -> graph.Graph:
     return unit_graph(task("1"), task("2", "1"), task("3", "2"), task("4"))
 
 
-def test_rank_by_steps_puts_the_longest_chain_first():
+def test_rank_by_steps_puts_the_longest_chain_first() -> None:
     assert ranked(chain_and_long_task()) == ["1", "2", "3", "4"]
 
 
-def test_rank_by_seconds_disagrees_with_steps():
+def test_rank_by_seconds_disagrees_with_steps() -> None:
     estimates = {"1": 1.0, "2": 1.0, "3": 1.0, "4": 10.0}
     assert ranked(chain_and_long_task(), estimates) == ["4", "1", "2", "3"]
 
 
-def test_rank_ties_go_to_the_longer_task_then_priority_then_id():
+def test_rank_ties_go_to_the_longer_task_then_priority_then_id() -> None:
     g = unit_graph(
         task("1", priority="low"),  # 5 s alone: the longer task wins over a higher priority
         task("2"),  # 1 s, then 4 s of dependents: the same remaining path as 1
@@ -66,7 +66,7 @@ def test_rank_ties_go_to_the_longer_task_then_priority_then_id():
     assert ranked(g, estimates) == ["1", "2", "3", "5", "6", "7", "4"]
 
 
-def test_rank_keys_reject_a_cycle():
+def test_rank_keys_reject_a_cycle() -> None:
     with pytest.raises(CycleError, match=r"^dependency cycle: 1 -> 2 -> 1$"):
         schedule.rank_keys(unit_graph(task("1", "2"), task("2", "1")), None)
 
@@ -86,14 +86,14 @@ def fan_graph() -> graph.Graph:
     )
 
 
-def test_queue_runs_every_unit_after_its_dependencies():
+def test_queue_runs_every_unit_after_its_dependencies() -> None:
     g = fan_graph()
     order = drain(schedule.ReadyQueue(g, schedule.rank_keys(g, None)))
     assert sorted(order) == sorted(g.nodes)
     assert all(order.index(d) < order.index(u) for u, deps in g.deps.items() for d in deps)
 
 
-def test_fail_skips_exactly_the_transitive_dependents():
+def test_fail_skips_exactly_the_transitive_dependents() -> None:
     g = fan_graph()
     queue = schedule.ReadyQueue(g, schedule.rank_keys(g, None))
     assert queue.ready_count() == 2
@@ -105,7 +105,7 @@ def test_fail_skips_exactly_the_transitive_dependents():
     assert queue.ready_count() == 0
 
 
-def test_a_unit_skipped_twice_is_reported_once():
+def test_a_unit_skipped_twice_is_reported_once() -> None:
     g = unit_graph(task("1"), task("2"), task("3", "1", "2"), task("4", "3"))
     queue = schedule.ReadyQueue(g, schedule.rank_keys(g, None))
     first, second = queue.take(), queue.take()
@@ -116,7 +116,7 @@ def test_a_unit_skipped_twice_is_reported_once():
     assert queue.is_finished()
 
 
-def test_take_respects_the_predicate_and_keeps_the_rest_in_order():
+def test_take_respects_the_predicate_and_keeps_the_rest_in_order() -> None:
     g = unit_graph(
         task("1", priority="low"),
         task("2", priority="critical"),
@@ -131,7 +131,7 @@ def test_take_respects_the_predicate_and_keeps_the_rest_in_order():
     assert [queue.take(), queue.take(), queue.take()] == ["2", "1", None]
 
 
-def test_put_back_makes_a_unit_ready_again():
+def test_put_back_makes_a_unit_ready_again() -> None:
     g = unit_graph(task("1"), task("2", "1"))
     queue = schedule.ReadyQueue(g, schedule.rank_keys(g, None))
     assert queue.take() == "1"
@@ -141,7 +141,7 @@ def test_put_back_makes_a_unit_ready_again():
     assert queue.is_finished()
 
 
-def test_only_taken_units_can_be_resolved():
+def test_only_taken_units_can_be_resolved() -> None:
     g = unit_graph(task("1"), task("2", "1"))
     queue = schedule.ReadyQueue(g, schedule.rank_keys(g, None))
     with pytest.raises(ValueError, match="not taken"):
@@ -150,14 +150,14 @@ def test_only_taken_units_can_be_resolved():
         queue.fail("2")
 
 
-def test_queue_rejects_a_cycle_read_as_depends_on():
+def test_queue_rejects_a_cycle_read_as_depends_on() -> None:
     g = unit_graph(task("1", "2"), task("2", "3"), task("3", "1"), task("4"))
     with pytest.raises(CycleError) as error:
         schedule.ReadyQueue(g, {})
     assert error.value.cycle in {("1", "2", "3", "1"), ("2", "3", "1", "2"), ("3", "1", "2", "3")}
 
 
-def test_queue_drains_a_long_chain():
+def test_queue_drains_a_long_chain() -> None:
     n = 100_000
     g = unit_graph(task("1"), *(task(str(i), str(i - 1)) for i in range(2, n + 1)))
     queue = schedule.ReadyQueue(g, schedule.rank_keys(g, None))
@@ -168,7 +168,7 @@ def test_queue_drains_a_long_chain():
 # The simulated run
 
 
-def test_simulate_two_workers_three_independent_tasks():
+def test_simulate_two_workers_three_independent_tasks() -> None:
     g = unit_graph(task("1"), task("2"), task("3"))
     sim = schedule.simulate(g, {"1": 3.0, "2": 2.0, "3": 2.0}, 2)
     assert sim == schedule.Simulation(
@@ -182,7 +182,7 @@ def test_simulate_two_workers_three_independent_tasks():
     )
 
 
-def test_simulate_follows_dependencies_and_the_rank():
+def test_simulate_follows_dependencies_and_the_rank() -> None:
     g = unit_graph(task("1"), task("2", "1"), task("3"))
     estimates = {"1": 2.0, "2": 3.0, "3": 4.0}
     # One worker: 1 (remaining 5) first, then 3 (4) before 2 (3).
@@ -195,7 +195,7 @@ def test_simulate_follows_dependencies_and_the_rank():
     assert schedule.simulate(g, estimates, 2).makespan == 5.0
 
 
-def test_simulate_starts_the_best_unit_among_all_that_finish_at_once():
+def test_simulate_starts_the_best_unit_among_all_that_finish_at_once() -> None:
     # 1 and 2 end together at 2 s; only then is the 10 s unit 3 ready, and it goes before 4.
     g = unit_graph(task("1"), task("2"), task("3", "1", "2"), task("4", "1"))
     sim = schedule.simulate(g, {"1": 2.0, "2": 2.0, "3": 10.0, "4": 1.0}, 2)
@@ -207,7 +207,7 @@ def test_simulate_starts_the_best_unit_among_all_that_finish_at_once():
     )
 
 
-def test_simulate_counts_missing_estimates_as_the_mean_and_none_as_one_second():
+def test_simulate_counts_missing_estimates_as_the_mean_and_none_as_one_second() -> None:
     g = unit_graph(task("1"), task("2", "1"), task("3"))
     assert schedule.simulate(g, {"1": 2.0, "3": 4.0}, 1).work == 9.0
     assert schedule.simulate(g, {}, 4).makespan == 2.0
@@ -216,7 +216,7 @@ def test_simulate_counts_missing_estimates_as_the_mean_and_none_as_one_second():
     )
 
 
-def test_simulate_needs_a_worker():
+def test_simulate_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         schedule.simulate(unit_graph(task("1")), {}, 0)
 
@@ -235,7 +235,9 @@ def timed_dags(draw: st.DrawFn) -> tuple[graph.Graph, dict[str, float], int]:
 
 @settings(max_examples=200, deadline=None)
 @given(timed_dags())
-def test_simulation_is_a_valid_schedule_within_grahams_bound(case):
+def test_simulation_is_a_valid_schedule_within_grahams_bound(
+    case: tuple[graph.Graph, dict[str, float], int],
+) -> None:
     g, estimates, jobs = case
     sim = schedule.simulate(g, estimates, jobs)
     slot = {s.unit: s for s in sim.slots}

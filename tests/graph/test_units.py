@@ -20,7 +20,7 @@ def unit_graph(*tasks: Task, subtasks: bool = False) -> graph.Graph:
 # Long graphs
 
 
-def test_long_chain_has_no_recursion_error():
+def test_long_chain_has_no_recursion_error() -> None:
     n = 100_000
     tasks = [task("1"), *(task(str(i), str(i - 1)) for i in range(2, n + 1))]
     work = graph.select(unit_graph(*tasks), satisfied=DEFAULT_SATISFIED).work
@@ -28,7 +28,7 @@ def test_long_chain_has_no_recursion_error():
     assert graph.critical_path(work, None).steps == n
 
 
-def test_long_cycle_blocks_everything_with_the_middle_of_its_path_elided():
+def test_long_cycle_blocks_everything_with_the_middle_of_its_path_elided() -> None:
     n = 100_000
     tasks = [task(str(i), str(i % n + 1)) for i in range(1, n + 1)]
     selection = graph.select(unit_graph(*tasks), satisfied=DEFAULT_SATISFIED)
@@ -56,14 +56,14 @@ def mixed_tasks() -> list[Task]:
     ]
 
 
-def test_task_units_merge_subtask_dependencies_into_their_task():
+def test_task_units_merge_subtask_dependencies_into_their_task() -> None:
     g = unit_graph(*mixed_tasks())
     assert list(g.nodes) == ["1", "2", "3", "4", "5"]
     assert dict(g.deps) == {"1": (), "2": ("3",), "3": ("1",), "4": ("2",), "5": ("3",)}
     assert not g.parents
 
 
-def test_subtask_units_expand_tasks_and_inherit_parent_dependencies():
+def test_subtask_units_expand_tasks_and_inherit_parent_dependencies() -> None:
     g = unit_graph(*mixed_tasks(), subtasks=True)
     assert list(g.nodes) == ["1", "2.1", "2.2", "3.1", "3.2", "4", "5"]
     assert dict(g.deps) == {
@@ -102,7 +102,7 @@ def status_tasks() -> list[Task]:
     ]
 
 
-def test_select_skips_satisfied_and_blocks_what_waits_on_never_scheduled():
+def test_select_skips_satisfied_and_blocks_what_waits_on_never_scheduled() -> None:
     sel = graph.select(unit_graph(*status_tasks()), satisfied=DEFAULT_SATISFIED)
     assert sel.satisfied == {"1", "6"}
     assert dict(sel.work.deps) == {"2": (), "7": (), "9": ("2",), "11": ()}
@@ -115,20 +115,20 @@ def test_select_skips_satisfied_and_blocks_what_waits_on_never_scheduled():
     )
 
 
-def test_review_runs_when_the_config_does_not_hold_it():
+def test_review_runs_when_the_config_does_not_hold_it() -> None:
     held = frozenset({"deferred", "blocked", "cancelled"})
     sel = graph.select(unit_graph(*status_tasks()), satisfied=DEFAULT_SATISFIED, held=held)
     assert "10" in sel.work.nodes
 
 
-def test_cancelled_blocks_when_it_does_not_satisfy():
+def test_cancelled_blocks_when_it_does_not_satisfy() -> None:
     sel = graph.select(unit_graph(*status_tasks()), satisfied=frozenset({"done", "completed"}))
     assert ("6", "status is cancelled") in sel.blocked
     assert ("7", "waits for 6 (cancelled)") in sel.blocked
     assert sel.satisfied == {"1"}
 
 
-def test_include_all_makes_everything_work():
+def test_include_all_makes_everything_work() -> None:
     g = unit_graph(*status_tasks())
     sel = graph.select(g, satisfied=DEFAULT_SATISFIED, include_all=True)
     assert sel.blocked == ()
@@ -136,13 +136,15 @@ def test_include_all_makes_everything_work():
     assert dict(sel.work.deps) == dict(g.deps)
 
 
-def test_done_units_count_as_satisfied():
-    sel = graph.select(unit_graph(task("1"), task("2", "1")), satisfied=frozenset(), done={"1"})
+def test_done_units_count_as_satisfied() -> None:
+    sel = graph.select(
+        unit_graph(task("1"), task("2", "1")), satisfied=frozenset(), done=frozenset({"1"})
+    )
     assert sel.satisfied == {"1"}
     assert dict(sel.work.deps) == {"2": ()}
 
 
-def test_cycle_blocks_its_members_and_dependents_even_with_include_all():
+def test_cycle_blocks_its_members_and_dependents_even_with_include_all() -> None:
     g = unit_graph(task("1", "2"), task("2", "1"), task("3", "2"), task("4"))
     for include_all in (False, True):
         sel = graph.select(g, satisfied=DEFAULT_SATISFIED, include_all=include_all)
@@ -154,7 +156,7 @@ def test_cycle_blocks_its_members_and_dependents_even_with_include_all():
         assert list(sel.work.nodes) == ["4"]
 
 
-def test_a_satisfied_member_breaks_the_cycle():
+def test_a_satisfied_member_breaks_the_cycle() -> None:
     g = unit_graph(task("1", "2", status="done"), task("2", "1"))
     sel = graph.select(g, satisfied=DEFAULT_SATISFIED)
     assert sel.blocked == ()
@@ -175,7 +177,7 @@ def targets_graph(*, subtasks: bool = False) -> graph.Graph:
     )
 
 
-def test_targets_restrict_work_to_them_and_their_dependencies():
+def test_targets_restrict_work_to_them_and_their_dependencies() -> None:
     g = targets_graph()
     sel = graph.select(g, satisfied=DEFAULT_SATISFIED, targets=["3"])
     assert dict(sel.work.deps) == {"2": (), "3": ("2",)}
@@ -184,22 +186,22 @@ def test_targets_restrict_work_to_them_and_their_dependencies():
     assert list(sel.work.nodes) == ["2", "3", "4", "5"]
 
 
-def test_target_task_means_its_subtasks_in_subtask_mode():
+def test_target_task_means_its_subtasks_in_subtask_mode() -> None:
     sel = graph.select(targets_graph(subtasks=True), satisfied=DEFAULT_SATISFIED, targets=["6"])
     assert dict(sel.work.deps) == {"4": (), "5": ("4",), "6.1": ("5",), "6.2": ()}
 
 
-def test_unknown_target_lists_what_is_close():
+def test_unknown_target_lists_what_is_close() -> None:
     with pytest.raises(UsageError, match=r"^no task 33 in this tag; close: 3$"):
         graph.select(targets_graph(), satisfied=DEFAULT_SATISFIED, targets=["33"])
 
 
-def test_subtask_target_in_task_mode_names_its_task():
+def test_subtask_target_in_task_mode_names_its_task() -> None:
     with pytest.raises(UsageError, match=r"^6\.1 is a subtask of 6: run 6, or use --subtasks$"):
         graph.select(targets_graph(), satisfied=DEFAULT_SATISFIED, targets=["6.1"])
 
 
-def test_subtask_units_follow_their_parents_status():
+def test_subtask_units_follow_their_parents_status() -> None:
     g = unit_graph(
         task("1", status="done"),
         task("1.1"),
@@ -220,12 +222,12 @@ def test_subtask_units_follow_their_parents_status():
 # Levels and the critical path
 
 
-def test_levels_are_sorted_by_id():
+def test_levels_are_sorted_by_id() -> None:
     g = unit_graph(task("1"), task("2", "1"), task("3", "1"), task("4", "3", "2"), task("10"))
     assert graph.levels(g) == [["1", "10"], ["2", "3"], ["4"]]
 
 
-def test_levels_and_critical_path_raise_on_a_cycle_read_as_depends_on():
+def test_levels_and_critical_path_raise_on_a_cycle_read_as_depends_on() -> None:
     g = unit_graph(task("1", "2"), task("2", "3"), task("3", "1"))
     rotations = {("1", "2", "3", "1"), ("2", "3", "1", "2"), ("3", "1", "2", "3")}
     with pytest.raises(CycleError) as levels_error:
@@ -239,26 +241,26 @@ def chain_and_long_task() -> graph.Graph:
     return unit_graph(task("1"), task("2", "1"), task("3", "2"), task("4"))
 
 
-def test_critical_path_by_steps():
+def test_critical_path_by_steps() -> None:
     assert graph.critical_path(chain_and_long_task(), None) == graph.CriticalPath(
         tasks=("1", "2", "3"), seconds=None, steps=3
     )
 
 
-def test_critical_path_by_seconds_disagrees_with_steps():
+def test_critical_path_by_seconds_disagrees_with_steps() -> None:
     estimates = {"1": 1.0, "2": 1.0, "3": 1.0, "4": 10.0}
     assert graph.critical_path(chain_and_long_task(), estimates) == graph.CriticalPath(
         tasks=("4",), seconds=10.0, steps=1
     )
 
 
-def test_critical_path_fills_missing_estimates_with_the_mean():
+def test_critical_path_fills_missing_estimates_with_the_mean() -> None:
     # 2 and 3 count as the mean of 6 and 10, so the chain weighs 6 + 8 + 8 = 22 > 10.
     path = graph.critical_path(chain_and_long_task(), {"1": 6.0, "4": 10.0})
     assert path == graph.CriticalPath(tasks=("1", "2", "3"), seconds=22.0, steps=3)
 
 
-def test_critical_path_ties_go_to_the_lowest_ids():
+def test_critical_path_ties_go_to_the_lowest_ids() -> None:
     g = unit_graph(task("1"), task("2"), task("3", "1", "2"), task("4", "1", "2"))
     assert graph.critical_path(g, None).tasks == ("1", "3")
     assert graph.critical_path(unit_graph(), None) == graph.CriticalPath(
@@ -279,7 +281,7 @@ def dags(draw: st.DrawFn) -> graph.Graph:
 
 @settings(max_examples=150, deadline=None)
 @given(dags())
-def test_levels_are_tight(g: graph.Graph):
+def test_levels_are_tight(g: graph.Graph) -> None:
     level_of = {unit: k for k, level in enumerate(graph.levels(g)) for unit in level}
     assert set(level_of) == set(g.nodes)
     for unit, deps in g.deps.items():

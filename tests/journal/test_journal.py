@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 import pytest
+from builders import SCRIPTS
 
 from ptx.core.errors import ExitCode
 from ptx.journal.store import DB_NAME, Journal, JournalError
@@ -24,33 +25,11 @@ if TYPE_CHECKING:
 
 CHILD_TIMEOUT = 60  # only guards against a hang
 
-# Runs in a child: opens the journal, records a run with attempts, then dies by SIGKILL
-# before it can close anything, as a crashed ptx would.
-CRASHING_OWNER = """
-import os, signal, sys
-from pathlib import Path
-from ptx.journal.store import Journal
 
-journal = Journal.open(Path(sys.argv[1]))
-run_id = journal.start_run(tag="master", jobs=2, tasks_file="tasks.json", argv=["ptx", "run"])
-journal.attempt_started(run_id=run_id, task="1", attempt=1, command_hash="h", log_path="1.log",
-                        started_at=100.0)
-journal.attempt_spawned(run_id=run_id, task="1", attempt=1, pgid=os.getpgid(0), create_time=5.0)
-journal.attempt_ended(run_id=run_id, task="1", attempt=1, ended_at=101.0, exit_code=0,
-                      status="succeeded")
-journal.attempt_started(run_id=run_id, task="2", attempt=1, command_hash="h", log_path="2.log",
-                        started_at=102.0)
-journal.attempt_spawned(run_id=run_id, task="2", attempt=1, pgid=4242, create_time=6.0)
-journal.attempt_started(run_id=run_id, task="3", attempt=1, command_hash="h", log_path="3.log",
-                        started_at=103.0)
-print(run_id, flush=True)
-os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
-def run_child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """tests/scripts/`script` with `args`, to its end."""
     return subprocess.run(
-        [sys.executable, "-c", code, *args],
+        [sys.executable, str(SCRIPTS / script), *args],
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
@@ -59,8 +38,8 @@ def run_child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def crash_owner(state: Path) -> str:
-    """Run CRASHING_OWNER to its SIGKILL; return the id of the run it left behind."""
-    child = run_child(CRASHING_OWNER, str(state))
+    """Run a crashing journal owner to its SIGKILL; return the id of the run it left behind."""
+    child = run_child("crashing_journal_owner.py", str(state))
     assert child.returncode == -signal.SIGKILL, child.stderr
     return child.stdout.strip()
 

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import SCRIPTS
 from test_journal import CHILD_TIMEOUT, run_child
 
 from ptx.core.errors import ExitCode
@@ -17,29 +18,6 @@ from ptx.journal.store import JournalError
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-LOCK_HOLDER = """
-import sys, time
-from pathlib import Path
-from ptx.journal.statedir import run_lock
-
-with run_lock(Path(sys.argv[1])):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-LOCK_TRIER = """
-import sys
-from pathlib import Path
-from ptx.journal.statedir import RunLockedError, run_lock
-
-try:
-    with run_lock(Path(sys.argv[1])):
-        print("acquired")
-except RunLockedError as exc:
-    print(exc)
-"""
 
 
 @pytest.fixture
@@ -63,17 +41,21 @@ def test_log_paths(state: Path) -> None:
 
 def test_run_lock_refuses_another_process_and_names_the_holder(state: Path) -> None:
     with run_lock(state):
-        refused = run_child(LOCK_TRIER, str(state))
+        refused = run_child("run_lock_trier.py", str(state))
+        assert refused.returncode == 0, refused.stderr
         assert refused.stdout.strip() == (
             f"another ptx run is active in {state.parent} (pid {os.getpid()})"
         )
-    freed = run_child(LOCK_TRIER, str(state))
+    freed = run_child("run_lock_trier.py", str(state))
+    assert freed.returncode == 0, freed.stderr
     assert freed.stdout.strip() == "acquired"
 
 
 def test_run_lock_is_freed_when_its_holder_is_killed(state: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(state)], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(SCRIPTS / "run_lock_holder.py"), str(state)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None

@@ -9,12 +9,16 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import task as graph_task
+from builders import tasklist
 from projects import make_project, ptx, task
 from rich.console import Console
 
 from ptx.cli.gantt import LEGEND, PER_TASK_LIMIT, gantt_lines
 from ptx.cli.ui import run_report
 from ptx.core.events import RunResult, Status, TaskResult
+from ptx.core.model import DEFAULT_SATISFIED
+from ptx.graph.plan import make_plan
 from ptx.graph.units import PATH_ENDS, path_text
 from ptx.journal.schema import SCHEMA_VERSION
 from ptx.journal.store import DB_NAME, Journal
@@ -117,8 +121,19 @@ def test_the_level_barrier_wall_differs_from_the_real_wall() -> None:
     numbers = figures(result)
     assert numbers.level_barrier == pytest.approx(4.0)
     assert numbers.wall == pytest.approx(2.1)
-    assert numbers.critical_path == ("3", "4")
+    assert numbers.critical_path == ("1", "2")  # 3 -> 4 is as long: a tie goes to the lower id
     assert numbers.critical_seconds == pytest.approx(2.1)
+
+
+def test_plan_and_report_name_the_same_critical_path_on_a_tie() -> None:
+    """1 and 2 (1 s each) both before 3: two chains of 2 s, and both say `1 -> 3`."""
+    tasks = tasklist(graph_task("1"), graph_task("2"), graph_task("3", "1", "2"))
+    seconds = {"1": 1.0, "2": 1.0, "3": 1.0}
+    planned = make_plan(tasks, jobs=2, satisfied=DEFAULT_SATISFIED, history=seconds)
+    ran = run_of([done("1", 0, 1), done("2", 0, 1), done("3", 1, 2)], {"3": ("1", "2")}, 2, 2.0)
+    numbers = figures(ran)
+    assert planned.critical_path.tasks == numbers.critical_path == ("1", "3")
+    assert planned.critical_path.seconds == numbers.critical_seconds == 2.0
 
 
 def test_the_level_barrier_packs_a_wide_level_onto_the_workers() -> None:
@@ -223,9 +238,11 @@ def test_ptx_report_prints_what_the_run_printed(tmp_path: Path) -> None:
     assert "FAILED: 2 failed (exit 3)" in again.stdout
     assert "timeline" in again.stdout
     as_json = ptx(root, "report", "--json")
+    assert as_json.returncode == 0, as_json.stderr
     assert as_json.stdout == (root / "out.json").read_text()
     run_id = json.loads(as_json.stdout)["run_id"]
-    assert ptx(root, "report", run_id).stdout == ran.stdout
+    by_id = ptx(root, "report", run_id)
+    assert (by_id.returncode, by_id.stdout) == (0, ran.stdout)
 
 
 def test_ptx_runs_lists_runs_newest_first(tmp_path: Path) -> None:

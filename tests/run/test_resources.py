@@ -69,7 +69,7 @@ def _simulate(seed: int) -> tuple[int, list[int]]:
     pool = Resources({"gpu": 2})
     running: list[tuple[int, dict[str, int]]] = []  # (ends at step, request)
     ready = [{"gpu": 2}, *({"gpu": 1} for _ in range(3))]  # best first: the big one leads
-    in_use = []
+    in_use: list[int] = []
     for step in range(200):
         for entry in [entry for entry in running if entry[0] <= step]:
             running.remove(entry)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from projects import attempts, lines, make_project, ptx, q, task
+
 from ptx.journal.store import Journal
-from tests.projects import attempts, lines, make_project, ptx, q, task
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from builders import CORPUS, pids_in
+from builders import CORPUS, SCRIPTS, pids_in
 from projects import (
     HANG_GUARD,
     QUICK,
@@ -188,13 +188,9 @@ def test_titles_arrive_literally_and_execute_nothing(tmp_path: Path, title: str)
 
 
 def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
-    dump = (
-        "import json, os, shutil; json.dump(dict(os.environ), open('env.json', 'w'));"
-        "shutil.copy(os.environ['PTX_TASK_JSON'], 'task.json')"
-    )
     entry = task(
         7,
-        [sys.executable, "-c", dump],
+        [sys.executable, str(SCRIPTS / "dump_task_environment.py")],
         title="Build it",
         description="the description",
         details="the details",
@@ -427,6 +423,20 @@ def test_dry_run_prints_order_and_commands_and_runs_nothing(tmp_path: Path) -> N
     assert {path.name for path in root.iterdir()} == {".taskmaster", "config"}
 
 
+def test_dry_run_prints_the_commands_the_real_run_runs(tmp_path: Path) -> None:
+    tasks = [
+        task(1, "echo {id} {tag}", title="it's"),
+        task(2, ["echo", "{title}", "try {attempt}"], 1, title="two words"),
+    ]
+    root = make_project(tmp_path, tasks)
+    dry = ptx(root, "run", "--dry-run")
+    real = ptx(root, "run", "--report-json", "report.json")
+    assert (dry.returncode, real.returncode) == (0, 0), dry.stderr + real.stderr
+    ran = {entry["id"]: entry["command"] for entry in read_report(root / "report.json")["tasks"]}
+    assert dict(line.split("\t") for line in dry.stdout.splitlines()) == ran
+    assert ran == {"1": "echo 1 master", "2": "echo 'two words' 'try 1'"}
+
+
 def test_targets_run_with_their_unfinished_dependencies_only(tmp_path: Path) -> None:
     tasks = [
         task(1, "touch one", status="done"),
@@ -602,26 +612,12 @@ def test_a_failed_subtask_gives_its_parent_its_status_back_too(tmp_path: Path) -
     assert tasks_file.read_bytes() == before
 
 
-_BREAK_TASK_2 = """
-import sys
-from ptx.cli import app as cli
-from ptx.run import statusfile
-real = statusfile.StatusWriter.succeeded
-def broken(self, unit):
-    if unit == "2":
-        raise OSError("disk full")
-    real(self, unit)
-statusfile.StatusWriter.succeeded = broken
-sys.exit(cli.main(["run", "-j", "2"]))
-"""
-
-
 def test_an_internal_error_mid_run_stops_the_running_tasks(tmp_path: Path, pid_file: Path) -> None:
     # Without a stop, leaving the pool would wait for the endless task 1 forever.
     endless = f"echo $$ >> {q(pid_file)}; while :; do sleep 0.1; done"
     tasks = [task(1, endless), task(3, "true"), task(2, "true", 3)]
     root = make_project(tmp_path, tasks)
-    result = python(root, _BREAK_TASK_2)
+    result = python(root, "run_with_task_2_failing_its_write_back.py")
     assert result.returncode != 0
     assert "disk full" in result.stderr
     assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
@@ -693,18 +689,9 @@ def test_a_log_is_kept_only_if_its_task_printed_or_ran_long_enough_to_watch(
     assert (again.returncode, again.stdout) == (0, result.stdout)
 
 
-_WITHOUT_O_TMPFILE = """
-import sys
-from ptx.cli import app as cli
-from ptx.executors.logfile import LogFile
-LogFile.unnamed = False
-sys.exit(cli.main(["run", "-j", "2"]))
-"""
-
-
 def test_without_o_tmpfile_every_log_is_named_at_once(tmp_path: Path) -> None:
     root = make_project(tmp_path, [task(1, "true"), task(2, "exit 3")])
-    result = python(root, _WITHOUT_O_TMPFILE)
+    result = python(root, "run_without_o_tmpfile.py")
     assert result.returncode == 1, result.stderr
     (log_dir,) = (root / ".ptx" / "logs").iterdir()
     assert {path.name: path.read_text() for path in log_dir.iterdir()} == {"1.log": "", "2.log": ""}

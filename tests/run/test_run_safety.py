@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import SCRIPTS
 from projects import make_project, ptx, python, q, read_report, statuses, task
 from typer.testing import CliRunner
 
 from ptx.cli.app import app
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 
 # --- times recorded by the tasks themselves ---------------------------------------------------
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 def timed(times: Path, name: str, seconds: float, *, code: int = 0) -> str:
     """A command that appends `start NAME T` and `end NAME T` (wall clock) around a sleep."""
-    stamp = f"{q(sys.executable)} -c 'import time; print(repr(time.time()))'"
+    stamp = f"{q(sys.executable)} {q(SCRIPTS / 'wall_clock.py')}"
     return (
         f'echo "start {name} $({stamp})" >> {q(times)}; sleep {seconds}; '
         f'echo "end {name} $({stamp})" >> {q(times)}; exit {code}'
@@ -139,7 +140,7 @@ def test_many_failures_fall_back_to_one_task_at_a_time(tmp_path: Path) -> None:
     result = ptx(root, "run", "-j", "4", "--report-json", "r.json")
     assert result.returncode == 1
     [told] = [line for line in result.stderr.splitlines() if "sequential" in line]
-    assert "warning: falling back to sequential, one task at a time: 5 of 5 finished" in told
+    assert "warning: fell back to sequential, one task at a time: 5 of 5 finished" in told
     report = read_report(root / "r.json")
     degraded = report["degraded"]
     assert degraded["reason"].startswith("5 of 5 finished tasks failed (100%)")
@@ -164,31 +165,13 @@ def test_enabled_false_runs_one_task_at_a_time_from_the_start(tmp_path: Path) ->
 
 # --- the machine, through the probe seam -----------------------------------------------------
 
-_PROBED_RUN = """
-import sys
-from pathlib import Path
-from ptx.run import workflow
-from ptx.cli.plain import PlainView
-from ptx.run.safety import Reading
 
-class Probe:
-    def read(self):
-        return Reading(memory_used={used}, memory_available={available}, cpu_used={cpu})
-    def cores(self):
-        return {cores}
-
-request = workflow.RunRequest(
-    file=None, tag=None, config=None, cwd=Path.cwd(), environ={{}}, jobs={jobs}
-)
-result = workflow.execute(request, PlainView(sys.stderr), probe=Probe())
-sys.exit(0 if result.status == "succeeded" else 1)
-"""
-
-
-def probed_run(root: Path, *, jobs: int = 3, cores: int = 8, **reading: float) -> str:
-    values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **reading}
-    script = _PROBED_RUN.format(jobs=jobs, cores=cores, **values)
-    result = python(root, script)
+def probed_run(
+    root: Path, reading: Mapping[str, float] | None = None, *, jobs: int = 3, cores: int = 8
+) -> str:
+    values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **(reading or {})}
+    figures = (values["used"], int(values["available"]), values["cpu"])
+    result = python(root, "probed_run.py", str(jobs), str(cores), *map(str, figures))
     assert result.returncode == 0, result.stderr
     return result.stderr
 
@@ -206,7 +189,7 @@ def test_a_busy_machine_runs_one_task_at_a_time_and_says_why(
 ) -> None:
     times = tmp_path / "times"
     root = make_project(tmp_path, [task(n, timed(times, f"t{n}", 0.7)) for n in range(1, 4)])
-    stderr = probed_run(root, **reading)
+    stderr = probed_run(root, reading)
     assert peak(list(intervals(times).values())) == 1
     waiting = [line for line in stderr.splitlines() if "waiting" in line]
     assert waiting
@@ -230,7 +213,7 @@ def test_cpu_per_task_lowers_the_jobs_and_says_so(tmp_path: Path) -> None:
 
 
 def test_a_task_over_its_memory_limit_is_killed(tmp_path: Path) -> None:
-    hog = f"{q(sys.executable)} -c 'import time; b = b\"x\" * (200 * 2**20); time.sleep(20)'"
+    hog = f"{q(sys.executable)} {q(SCRIPTS / 'memory_hog.py')}"
     tasks = [task(1, hog, ptx_memory_limit="50Mi"), task(2, "true", 1), task(3, "true")]
     root = make_project(tmp_path, tasks)
     result = ptx(root, "run", "--report-json", "r.json")

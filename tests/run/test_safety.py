@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from ptx.core.events import BreakerChanged, Degraded, Status, TaskWaiting
+from ptx.core.events import BreakerChanged, Degraded, Event, Status, TaskWaiting
 from ptx.run.admission import Admission
 from ptx.run.safety import (
     Breakers,
@@ -297,13 +297,12 @@ def test_a_rate_at_the_threshold_does_not_degrade() -> None:
 # --- admission: everything together ----------------------------------------------------------
 
 
-def admission(probe: FakeProbe | None = None, jobs: int = 4, **config: object) -> Admission:
+def admission(probe: FakeProbe | None = None, jobs: int = 4) -> Admission:
     settings = Config(
         resources={"db": 1, "gpu": 2},
         circuit_breaker=SETTINGS,
         safety_thresholds=SafetyThresholds(max_failure_rate=0.2),
         resource_limits=ResourceLimits(memory_per_task=GiB),
-        **config,  # type: ignore[arg-type]
     )
     requests = {"1": {"db": 1}, "2": {"db": 1}, "3": {"gpu": 2}, "4": {"gpu": 1}}
     return Admission(
@@ -312,13 +311,15 @@ def admission(probe: FakeProbe | None = None, jobs: int = 4, **config: object) -
 
 
 def test_admission_says_why_each_unit_waits_and_only_when_that_changes() -> None:
-    gate, told = admission(), []
+    gate, told = admission(), list[Event]()
     gate.started("1")
     fits = gate.picker(told.append)
     assert fits is not None
     assert not fits("2")
     assert fits("4")
-    assert not gate.picker(told.append)("2")  # type: ignore[misc]
+    again = gate.picker(told.append)
+    assert again is not None
+    assert not again("2")
     assert told == [TaskWaiting(id="2", reason="resource db")]
 
 

@@ -12,9 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from ptx.taskmaster.lock import STALE_LOCK_SECONDS
-from tests.projects import (
+from projects import (
     HANG_GUARD,
     make_project,
     progress,
@@ -25,6 +23,8 @@ from tests.projects import (
     task,
     wait_for,
 )
+
+from ptx.taskmaster.lock import STALE_LOCK_SECONDS
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tests.projects import lines, make_project, ptx, q, read_report, task
+from projects import lines, make_project, ptx, q, read_report, task
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -65,7 +65,7 @@ def setting(key: str, value: str) -> str:
 # --- defaults and the shipped file -----------------------------------------------------------
 
 
-def test_defaults_follow_the_design():
+def test_defaults_follow_the_design() -> None:
     config = default_config()
     assert config.enabled is True
     assert config.max_concurrency == 10
@@ -92,13 +92,13 @@ def test_defaults_follow_the_design():
     assert config.source is None
 
 
-def test_no_file_and_noclean_environment_gives_the_defaults(tmp_path):
+def test_no_file_and_no_environment_gives_the_defaults(tmp_path: Path) -> None:
     config = load_config(None, root=tmp_path, environ={})
     assert config == default_config()
     assert config.source is None
 
 
-def test_the_shipped_file_holds_the_defaults(tmp_path):
+def test_the_shipped_file_holds_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / DEFAULT_PATH
     path.parent.mkdir()
     shutil.copy(SHIPPED, path)
@@ -107,7 +107,7 @@ def test_the_shipped_file_holds_the_defaults(tmp_path):
     assert config.source == path
 
 
-def test_the_shipped_file_documents_every_key():
+def test_the_shipped_file_documents_every_key() -> None:
     document = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))["parallel_execution"]
     fields = {f.name for f in dataclasses.fields(Config)} - {"source"}
     assert set(document) == fields
@@ -117,7 +117,7 @@ def test_the_shipped_file_documents_every_key():
 
 
 @pytest.mark.parametrize("body", ["", "# only a comment\n", "parallel_execution:\n"])
-def test_an_empty_file_or_section_gives_the_defaults(tmp_path, body):
+def test_an_empty_file_or_section_gives_the_defaults(tmp_path: Path, body: str) -> None:
     config = load(tmp_path, body)
     assert config == default_config()
     assert config.source == tmp_path / DEFAULT_PATH
@@ -126,7 +126,7 @@ def test_an_empty_file_or_section_gives_the_defaults(tmp_path, body):
 # --- values that are accepted ----------------------------------------------------------------
 
 
-def test_every_key_is_read(tmp_path):
+def test_every_key_is_read(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         """\
@@ -181,7 +181,7 @@ def test_every_key_is_read(tmp_path):
     ("value", "cores"),
     [("0.5", 0.5), ('"0.5"', 0.5), ('"500m"', 0.5), ("2", 2.0), ('"1.25"', 1.25), ('"1m"', 0.001)],
 )
-def test_cpu_quantities(tmp_path, value, cores):
+def test_cpu_quantities(tmp_path: Path, value: str, cores: float) -> None:
     config = load(tmp_path, setting("resource_limits.cpu_per_task", value))
     assert config.resource_limits.cpu_per_task == pytest.approx(cores)
 
@@ -200,13 +200,13 @@ def test_cpu_quantities(tmp_path, value, cores):
         ("4096", 4096),
     ],
 )
-def test_memory_quantities(tmp_path, value, size):
+def test_memory_quantities(tmp_path: Path, value: str, size: int) -> None:
     assert load(tmp_path, setting("resource_limits.memory_per_task", value)).resource_limits == (
         ResourceLimits(memory_per_task=size)
     )
 
 
-def test_per_task_overrides_are_normalised(tmp_path):
+def test_per_task_overrides_are_normalised(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         """\
@@ -239,7 +239,7 @@ def test_per_task_overrides_are_normalised(tmp_path):
     assert config.tasks["7.2"].timeout_seconds is None
 
 
-def test_anchors_and_merge_keys_are_allowed(tmp_path):
+def test_anchors_and_merge_keys_are_allowed(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         """\
@@ -347,17 +347,19 @@ def _problem(key: str, message: str) -> str:
         ),
     ],
 )
-def test_a_wrong_value_is_named_by_its_key_path(tmp_path, key, value, message):
+def test_a_wrong_value_is_named_by_its_key_path(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
     assert problems(tmp_path, setting(key, value)) == [_problem(key, message)]
 
 
-def test_a_section_that_is_not_a_mapping(tmp_path):
+def test_a_section_that_is_not_a_mapping(tmp_path: Path) -> None:
     assert problems(tmp_path, setting("monitoring", "true")) == [
         _problem("monitoring", "must be a mapping, got true")
     ]
 
 
-def test_entries_of_lists_and_mappings_are_named(tmp_path):
+def test_entries_of_lists_and_mappings_are_named(tmp_path: Path) -> None:
     body = """\
         parallel_execution:
           satisfied_statuses: [done, finished, 3]
@@ -382,7 +384,7 @@ def test_entries_of_lists_and_mappings_are_named(tmp_path):
     ]
 
 
-def test_bad_task_ids_and_options(tmp_path):
+def test_bad_task_ids_and_options(tmp_path: Path) -> None:
     body = """\
         parallel_execution:
           tasks:
@@ -408,7 +410,7 @@ def test_bad_task_ids_and_options(tmp_path):
     ]
 
 
-def test_unknown_key_suggests_the_likely_one(tmp_path):
+def test_unknown_key_suggests_the_likely_one(tmp_path: Path) -> None:
     body = setting("max_concurency", "3") + "  circuit_breaker: {failure_treshold: 2}\n"
     assert problems(tmp_path, body) == [
         _problem("max_concurency", "unknown key (did you mean 'max_concurrency'?)"),
@@ -418,7 +420,7 @@ def test_unknown_key_suggests_the_likely_one(tmp_path):
     ]
 
 
-def test_every_problem_of_a_file_is_reported_at_once(tmp_path):
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     body = """\
         parallel_execution:
           max_concurrency: 0
@@ -434,7 +436,7 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path):
     ]
 
 
-def test_a_root_without_the_section_names_its_keys(tmp_path):
+def test_a_root_without_the_section_names_its_keys(tmp_path: Path) -> None:
     assert problems(tmp_path, "max_concurrency: 4\nparallel-execution: {}\n") == [
         f"{WHERE}: max_concurrency: unknown key (allowed: parallel_execution)",
         f"{WHERE}: parallel-execution: unknown key (did you mean 'parallel_execution'?)",
@@ -444,7 +446,7 @@ def test_a_root_without_the_section_names_its_keys(tmp_path):
 @pytest.mark.parametrize(
     ("body", "got"), [("- a\n- b\n", "a list"), ("just text\n", '"just text"')]
 )
-def test_a_root_that_is_not_a_mapping(tmp_path, body, got):
+def test_a_root_that_is_not_a_mapping(tmp_path: Path, body: str, got: str) -> None:
     assert problems(tmp_path, body) == [
         f"{WHERE}: must be a mapping with a 'parallel_execution' key, got {got}"
     ]
@@ -453,19 +455,19 @@ def test_a_root_that_is_not_a_mapping(tmp_path, body, got):
 # --- broken files ----------------------------------------------------------------------------
 
 
-def test_invalid_yaml_names_line_and_column(tmp_path):
+def test_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
     body = "parallel_execution:\n  retries: 1\n  command: [unclosed\n"
     [line] = problems(tmp_path, body)
     assert line.startswith(f"{WHERE}:4:1: invalid YAML: ")
 
 
-def test_a_bad_indent_is_located(tmp_path):
+def test_a_bad_indent_is_located(tmp_path: Path) -> None:
     [line] = problems(tmp_path, "parallel_execution:\n  retries: 1\n   bad: 2\n")
     # libyaml and pure-Python PyYAML word the end of this message differently
     assert line.startswith(f"{WHERE}:3:7: invalid YAML: mapping values are not allowed")
 
 
-def test_several_documents_are_refused(tmp_path):
+def test_several_documents_are_refused(tmp_path: Path) -> None:
     [line] = problems(tmp_path, "parallel_execution: {}\n---\nparallel_execution: {}\n")
     assert line == (
         f"{WHERE}:2:1: invalid YAML: "
@@ -473,7 +475,7 @@ def test_several_documents_are_refused(tmp_path):
     )
 
 
-def test_an_impossible_date_is_a_config_error(tmp_path):
+def test_an_impossible_date_is_a_config_error(tmp_path: Path) -> None:
     assert problems(tmp_path, setting("retries", "2024-13-45")) == [
         f"{WHERE}: invalid YAML: month must be in 1..12"
     ]
@@ -488,36 +490,36 @@ def test_an_impossible_date_is_a_config_error(tmp_path):
         ("!!float x", "could not convert string to float: 'x'"),
     ],
 )
-def test_tagged_nonsense_is_a_config_error(tmp_path, value, error):
+def test_tagged_nonsense_is_a_config_error(tmp_path: Path, value: str, error: str) -> None:
     assert problems(tmp_path, setting("retries", value)) == [f"{WHERE}: invalid YAML: {error}"]
 
 
-def test_python_tags_are_refused(tmp_path):
+def test_python_tags_are_refused(tmp_path: Path) -> None:
     [line] = problems(tmp_path, setting("command", "!!python/object/apply:os.system [echo hi]"))
     assert line.startswith(f"{WHERE}:2:12: invalid YAML: could not determine a constructor")
 
 
-def test_a_file_that_is_not_utf8(tmp_path):
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     path.write_bytes(b"parallel_execution:\n  command: \xff\n")
     with pytest.raises(ConfigError, match=r"not UTF-8 text \(at byte offset 31\)"):
         load_config(None, root=tmp_path, environ={})
 
 
-def test_a_directory_is_unreadable(tmp_path):
+def test_a_directory_is_unreadable(tmp_path: Path) -> None:
     (tmp_path / DEFAULT_PATH).mkdir(parents=True)
     with pytest.raises(ConfigError, match="cannot read: Is a directory"):
         load_config(None, root=tmp_path, environ={})
 
 
-def test_a_huge_file_is_refused_unread(tmp_path):
+def test_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     path.write_text("# padding\n" * 200_000, encoding="utf-8")
     with pytest.raises(ConfigError, match="larger than 1000000 bytes"):
         load_config(None, root=tmp_path, environ={})
 
 
-def test_an_alias_bomb_is_refused_quickly(tmp_path):
+def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
     body = "\n".join(levels) + "\nparallel_execution: {command: *a9}\n"
@@ -528,7 +530,7 @@ def test_an_alias_bomb_is_refused_quickly(tmp_path):
     assert time.monotonic() - started < 10  # guards against a hang, not a speed test
 
 
-def test_deep_nesting_is_refused(tmp_path):
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
     body = "parallel_execution: {command: " + "[" * 500 + "]" * 500 + "}\n"
     assert problems(tmp_path, body) == [f"{WHERE}: nested deeper than 32 levels"]
 
@@ -536,7 +538,7 @@ def test_deep_nesting_is_refused(tmp_path):
 # --- where the config comes from, and the environment ----------------------------------------
 
 
-def test_an_explicit_file_wins_and_must_exist(tmp_path):
+def test_an_explicit_file_wins_and_must_exist(tmp_path: Path) -> None:
     write_config(tmp_path, setting("retries", "1"))
     other = tmp_path / "other.yaml"
     other.write_text(setting("retries", "2"), encoding="utf-8")
@@ -549,7 +551,7 @@ def test_an_explicit_file_wins_and_must_exist(tmp_path):
     assert caught.value.problems == [f"{missing}: config file not found"]
 
 
-def test_ptx_config_names_the_file(tmp_path):
+def test_ptx_config_names_the_file(tmp_path: Path) -> None:
     write_config(tmp_path, setting("retries", "1"))
     other = tmp_path / "elsewhere.yaml"
     other.write_text(setting("retries", "3"), encoding="utf-8")
@@ -560,7 +562,7 @@ def test_ptx_config_names_the_file(tmp_path):
     assert caught.value.problems == [f"PTX_CONFIG: config file not found: {tmp_path / 'nope.yaml'}"]
 
 
-def test_a_file_outside_the_root_is_named_as_given(tmp_path):
+def test_a_file_outside_the_root_is_named_as_given(tmp_path: Path) -> None:
     root = tmp_path / "project"
     root.mkdir()
     other = tmp_path / "shared.yaml"
@@ -572,7 +574,7 @@ def test_a_file_outside_the_root_is_named_as_given(tmp_path):
     ]
 
 
-def testclean_environment_overrides_the_file(tmp_path):
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
     body = """\
         parallel_execution:
           max_concurrency: 4
@@ -601,12 +603,12 @@ def testclean_environment_overrides_the_file(tmp_path):
     )
 
 
-def testclean_environment_applies_without_a_file(tmp_path):
+def test_environment_applies_without_a_file(tmp_path: Path) -> None:
     config = load_config(None, root=tmp_path, environ={"PTX_UPDATE_STATUS": "1", "PTX_JOBS": "2"})
     assert (config.update_status, config.max_concurrency, config.source) == (True, 2, None)
 
 
-def test_emptyclean_environment_variables_are_ignored(tmp_path):
+def test_empty_environment_variables_are_ignored(tmp_path: Path) -> None:
     config = load(tmp_path, setting("max_concurrency", "4"), PTX_JOBS="", PTX_TIMEOUT=" ")
     assert (config.max_concurrency, config.default_timeout_seconds) == (4, None)
 
@@ -626,13 +628,15 @@ def test_emptyclean_environment_variables_are_ignored(tmp_path):
         ("PTX_UPDATE_STATUS", "maybe", 'must be one of 1, 0, true, false, yes, no, got "maybe"'),
     ],
 )
-def test_a_badclean_environment_value_names_the_variable(tmp_path, name, value, message):
+def test_a_bad_environment_value_names_the_variable(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(None, root=tmp_path, environ={name: value})
     assert caught.value.problems == [f"{name}: {message}"]
 
 
-def test_file_andclean_environment_problems_are_reported_together(tmp_path):
+def test_file_and_environment_problems_are_reported_together(tmp_path: Path) -> None:
     assert problems(tmp_path, setting("retries", "-1"), PTX_JOBS="none") == [
         _problem("retries", "must be an integer >= 0, got -1"),
         'PTX_JOBS: must be a positive integer, got "none"',
@@ -676,7 +680,7 @@ VALUES = st.recursive(
 
 @settings(max_examples=150, deadline=None)
 @given(document=st.dictionaries(KEYS, VALUES, max_size=5) | VALUES, nest=st.booleans())
-def test_any_yaml_raises_nothing_but_config_error(document, nest):
+def test_any_yaml_raises_nothing_but_config_error(document: object, nest: bool) -> None:
     content = {"parallel_execution": document} if nest else document
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "ptx.yaml"

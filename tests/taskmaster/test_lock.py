@@ -8,10 +8,10 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
+from projects import HANG_GUARD
 
 from ptx.core.errors import LockTimeoutError
 from ptx.taskmaster.lock import STALE_LOCK_SECONDS, taskmaster_lock
-from tests.projects import HANG_GUARD
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from builders import CORPUS, REPO
+from builders import CORPUS, REPO, SCRIPTS
 
 from ptx.core.errors import InputError, LockTimeoutError
 from ptx.taskmaster.writeback import set_statuses
@@ -425,18 +425,6 @@ def test_waits_for_a_lock_released_by_taskmaster(tmp_path: Path) -> None:
 
 # --- two real writers -----------------------------------------------------------------------------
 
-WORKER = """
-import sys, time
-from pathlib import Path
-from ptx.taskmaster.writeback import set_statuses
-path, first, go = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-deadline = time.monotonic() + 30
-while not go.exists() and time.monotonic() < deadline:
-    time.sleep(0.001)
-for task in range(first, first + 30):
-    set_statuses(path, "master", {str(task): "done"}, lock_timeout=30)
-"""
-
 
 def test_two_processes_lose_no_update(tmp_path: Path) -> None:
     # Long details make each read-modify-write slow enough for the two writers to overlap.
@@ -449,7 +437,7 @@ def test_two_processes_lose_no_update(tmp_path: Path) -> None:
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
-    command = [sys.executable, "-c", WORKER, str(path)]
+    command = [sys.executable, str(SCRIPTS / "status_writer.py"), str(path)]
     workers = [
         subprocess.Popen([*command, str(first), str(go)], env=env, cwd=tmp_path)
         for first in (1, 31)
