@@ -13,7 +13,7 @@ import typer
 # Start-up is paid by every invocation (2,000 times in the no-op benchmark): only what most
 # commands need is imported here; what one command or option needs is imported where it is used.
 from ptx import __version__
-from ptx.cli import check, config, history, run
+from ptx.cli import check, config, history, run, streams
 from ptx.cli.common import State
 from ptx.core.errors import ExitCode
 
@@ -67,15 +67,12 @@ def console() -> NoReturn:
     """Entry point of the `ptx` script and `python -m ptx`: `main`, then exit without tearing
     the interpreter down: freeing every object one by one is work for nothing when the
     process ends anyway (BENCHMARKS.md). Exit handlers run and the output is flushed first,
-    as at any exit; if another thread still runs, or the flush fails, Python exits as usual
-    (waiting for the thread, reporting the error)."""
+    as at any exit; if another thread still runs, Python exits as usual (waiting for it).
+    The standard streams are guarded first (see streams.py): losing them never changes what
+    ptx does, only, for stdout, possibly the exit code."""
+    streams.guard()
     code = main()
     if threading.active_count() > 1:
-        sys.exit(code)
+        sys.exit(streams.settle(code))
     atexit._run_exitfuncs()  # noqa: SLF001 - what the normal exit would run, run now
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        sys.exit(code)
-    os._exit(code)
+    os._exit(streams.settle(code))

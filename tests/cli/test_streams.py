@@ -1,0 +1,162 @@
+"""Broken standard streams: a reader that leaves, a full disk behind stdout, streams closed at
+start. The run goes on, the journal completes, the exit code says how the tasks did."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from projects import HANG_GUARD, attempts, clean_environment, make_project, ptx, q, task
+
+from ptx.journal.store import Journal
+
+
+def last_run_status(root: Path) -> str:
+    with Journal.open(root / ".ptx") as journal:
+        last = journal.last_run()
+        assert last is not None
+        return last.status
+
+
+def gated_project(root: Path, *, fail: bool = False) -> Path:
+    """Task 1 waits for `go` (so the test decides when ptx next has something to say), three
+    more follow it; with `fail`, task 4 fails."""
+    gate = f"while [ ! -e {q(root / 'go')} ]; do sleep 0.01; done; echo one"
+    last = "echo four; exit 3" if fail else "echo four"
+    return make_project(
+        root,
+        [task(1, gate), task(2, "echo two", 1), task(3, "echo three", 1), task(4, last, 2)],
+    )
+
+
+def run_closing(root: Path, redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """ptx run under `sh -c` with a redirection such as `>&-` applied to it."""
+    command = f'exec "$@" {redirect}'
+    (root / "go").touch()
+    return subprocess.run(
+        ["/bin/sh", "-c", command, "sh", sys.executable, "-m", "ptx", "run", *args],
+        cwd=root,
+        env=clean_environment(),
+        capture_output=redirect != ">&- 2>&-",
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
+def test_a_run_outlives_the_reader_of_its_output_going_away(tmp_path: Path) -> None:
+    """`ptx run 2>&1 | head -1`: every line after the first meets a closed pipe."""
+    gated_project(tmp_path)
+    reader, writer = os.pipe()
+    with subprocess.Popen(
+        [sys.executable, "-m", "ptx", "run", "-j", "2"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=writer,
+    ) as process:
+        os.close(writer)
+        with os.fdopen(reader, "rb") as pipe:
+            first = pipe.readline()
+        # The read end is closed: the next progress line (task 1 ending) gets EPIPE.
+        (tmp_path / "go").touch()
+        code = process.wait(timeout=HANG_GUARD)
+    assert b" run " in first
+    assert code == 0
+    assert last_run_status(tmp_path) == "succeeded"
+    assert {record.task: record.status for record in attempts(tmp_path)} == dict.fromkeys(
+        "1234", "succeeded"
+    )
+
+
+def test_a_failed_run_keeps_exit_1_when_its_reader_goes_away(tmp_path: Path) -> None:
+    gated_project(tmp_path, fail=True)
+    reader, writer = os.pipe()
+    with subprocess.Popen(
+        [sys.executable, "-m", "ptx", "run"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=writer,
+        stderr=writer,
+    ) as process:
+        os.close(writer)
+        os.close(reader)
+        (tmp_path / "go").touch()
+        code = process.wait(timeout=HANG_GUARD)
+    assert code == 1
+    assert last_run_status(tmp_path) == "failed"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_stdout_on_a_full_device_loses_the_report_not_the_run(tmp_path: Path) -> None:
+    gated_project(tmp_path)
+    result = run_closing(tmp_path, "> /dev/full")
+    assert result.returncode == 2  # the report could not be written: like any lost output
+    assert result.stderr.splitlines()[-1] == (
+        "ptx: error: cannot write to stdout: No space left on device"
+    )
+    assert "Traceback" not in result.stderr
+    assert "succeeded 4" in result.stderr  # the progress on stderr went on
+    assert last_run_status(tmp_path) == "succeeded"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_failed_run_with_stdout_on_a_full_device_still_exits_1(tmp_path: Path) -> None:
+    gated_project(tmp_path, fail=True)
+    result = run_closing(tmp_path, "> /dev/full")
+    assert result.returncode == 1
+    assert last_run_status(tmp_path) == "failed"
+
+
+@pytest.mark.parametrize("redirect", [">&-", "2>&-", ">&- 2>&-"])
+def test_a_run_with_a_standard_stream_closed_runs_and_exits_0(
+    tmp_path: Path, redirect: str
+) -> None:
+    gated_project(tmp_path)
+    result = run_closing(tmp_path, redirect)
+    assert result.returncode == 0, result.stderr
+    assert last_run_status(tmp_path) == "succeeded"
+    # Nothing meant for stdout or stderr landed in a file ptx opened on the free number.
+    for record in attempts(tmp_path):
+        assert record.status == "succeeded"
+    logs = sorted((tmp_path / ".ptx" / "logs").rglob("*.log"))
+    assert [path.read_text() for path in logs] == ["one\n", "two\n", "three\n", "four\n"]
+    if redirect == "2>&-":
+        assert "id  task" in result.stdout  # the report still reaches stdout
+
+
+def test_plan_into_a_reader_that_left_exits_0_without_a_traceback(tmp_path: Path) -> None:
+    make_project(tmp_path, [task(n, "true") for n in range(1, 3001)])
+    reader, writer = os.pipe()
+    with subprocess.Popen(
+        [sys.executable, "-m", "ptx", "plan"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        stdout=writer,
+        stderr=subprocess.PIPE,
+    ) as process:
+        os.close(writer)
+        os.close(reader)
+        _, err = process.communicate(timeout=HANG_GUARD)
+    assert process.returncode == 0
+    assert err == b""
+
+
+def test_a_closed_stdout_leaves_plan_silent_and_successful(tmp_path: Path) -> None:
+    make_project(tmp_path, [task(1, "true")])
+    result = subprocess.run(
+        ["/bin/sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "ptx", "plan"],
+        cwd=tmp_path,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert ptx(tmp_path, "plan").returncode == 0
