@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ptx.cli.ui import Ui
-from ptx.core.errors import ExitCode, PtxError
+from ptx.core.errors import ExitCode, PtxError, disk_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,6 +59,10 @@ def handled() -> Iterator[None]:
     except Exception as error:
         if State.debug:
             raise
+        problem = disk_problem(error)
+        if problem is not None:  # wherever ptx writes, a full or read-only disk is no bug
+            State.ui.error(problem)
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
         # A bug, not bad input: say so, and keep the traceback one flag away.
         State.ui.error(f"internal error: {type(error).__name__}: {error} (rerun with --debug)")
         raise typer.Exit(ExitCode.INTERNAL) from None

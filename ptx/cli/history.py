@@ -28,7 +28,7 @@ def _journal(file: Path | None) -> Journal:
     state_dir = root / STATE_DIR_NAME
     if not (state_dir / DB_NAME).is_file():
         raise UsageError(f"no runs recorded in {display_path(state_dir)}")
-    return Journal.open(state_dir)
+    return Journal.read(state_dir)
 
 
 def report(

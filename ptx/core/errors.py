@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import errno
 
 
 class ExitCode(enum.IntEnum):
@@ -47,3 +48,26 @@ class CycleError(PtxError):
     def __init__(self, cycle: tuple[str, ...]) -> None:
         self.cycle = cycle
         super().__init__("dependency cycle: " + " -> ".join(cycle))
+
+
+# What the machine refuses, not what ptx got wrong: a full or read-only disk, a failing one.
+DISK_CAUSES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EIO: "input/output error",
+}
+
+
+def disk_problem(error: BaseException) -> str | None:
+    """One line naming the cause and the path, for an OSError the disk caused; else None."""
+    if not isinstance(error, OSError) or error.errno not in DISK_CAUSES:
+        return None
+    return write_problem(error, error.filename)
+
+
+def write_problem(error: OSError, path: object) -> str:
+    """ "cannot write PATH: CAUSE", in DISK_CAUSES' words where they apply."""
+    where = "" if path is None else f" {path}"
+    cause = DISK_CAUSES.get(error.errno or 0) or error.strerror or str(error)
+    return f"cannot write{where}: {cause}"

@@ -37,5 +37,5 @@ def stored(root: Path, tag: str, tasks: Iterable[Task], config: Config) -> dict[
     state_dir = root / STATE_DIR_NAME
     if not (state_dir / DB_NAME).is_file():
         return {}
-    with Journal.open(state_dir) as journal:
+    with Journal.read(state_dir) as journal:
         return from_journal(journal, tag, tasks, config)

@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     import sqlite3
 
 SCHEMA_VERSION = 4
+# "ptx\0" in SQLite's header (offset 68), so ptx knows its journal from another program's
+# database before writing anything; journals from before it are known by their tables.
+APPLICATION_ID = int.from_bytes(b"ptx\0", "big")
+_PTX_COLUMNS = {
+    "runs": {"run_id", "started_at", "status", "tag", "owner_pid", "owner_create_time"},
+    "attempts": {"run_id", "task", "attempt", "command_hash", "started_at", "status"},
+}
 _PAGE_SIZE = 1024
 _CHECKPOINT_BYTES = 80 * 2**20  # of WAL at most between checkpoints
 
@@ -70,20 +77,30 @@ def ensure_schema(conn: sqlite3.Connection) -> int | None:
     transaction; return the version found when this ptx cannot use the store, else None."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
-        return None
-    if 1 <= version < SCHEMA_VERSION:
+        pass
+    elif 1 <= version < SCHEMA_VERSION:
         for step in _MIGRATIONS[version - 1 :]:
             for migration in step:
                 conn.execute(migration)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        return None
-    if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+    elif version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
         for statement in _SCHEMA:
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        return None
-    # A newer ptx's schema, or foreign data: refusing beats guessing.
-    return version
+    else:  # a newer ptx's schema, or foreign data: refusing beats guessing
+        return version
+    if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # journals older than it
+    return None
+
+
+def looks_like_ptx(conn: sqlite3.Connection) -> bool:
+    """A journal written before ptx set its application_id: its tables have ptx's columns."""
+    for table, wanted in _PTX_COLUMNS.items():
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if not wanted <= columns:
+            return False
+    return True
 
 
 ATTEMPT_STATUSES = frozenset(

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptx.core.errors import PtxError
-from ptx.journal.store import JournalError
+from ptx.core.errors import PtxError, write_problem
+from ptx.journal.opening import JournalError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,9 +54,14 @@ def run_lock(state_dir: Path) -> Iterator[None]:
     A flock belongs to the open file, so it dies with its process (even on kill -9) and a
     stale lock cannot exist; Python opens files non-inheritable, so tasks do not keep it.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    # "a+" and not "w": truncating before the lock is ours would erase the holder's pid.
-    with (state_dir / LOCK_NAME).open("a+", encoding="utf-8") as handle:
+    path = state_dir / LOCK_NAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        # "a+" and not "w": truncating before the lock is ours would erase the holder's pid.
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise JournalError(write_problem(exc, exc.filename or path)) from None
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -64,11 +69,14 @@ def run_lock(state_dir: Path) -> Iterator[None]:
             holder = handle.read().strip() or "unknown"
             msg = f"another ptx run is active in {state_dir.parent} (pid {holder})"
             raise RunLockedError(msg) from None
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        try:  # unbuffered: a write the disk refuses must not fail again when the file closes
+            os.ftruncate(handle.fileno(), 0)
+            os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            raise JournalError(write_problem(exc, path)) from None
         try:
             yield
         finally:
-            handle.truncate(0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(handle.fileno(), 0)
             fcntl.flock(handle, fcntl.LOCK_UN)

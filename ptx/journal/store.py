@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import sqlite3
@@ -12,19 +13,16 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from ptx.core.errors import PtxError
 from ptx.executors.proctree import run_owner_alive
+from ptx.journal.opening import JournalError, connect, failure
 from ptx.journal.schema import (
     ATTEMPT_STATUSES,
     RUN_STATUSES,
-    SCHEMA_VERSION,
     SELECT_ATTEMPTS,
     SELECT_RUNS,
     AttemptRecord,
     RunInfo,
     attempt_record,
-    configure,
-    ensure_schema,
     run_info,
 )
 
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
 
 DB_NAME = "ptx.db"
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
-BUSY_TIMEOUT_MS = 5000
 _ESTIMATE_BATCH = 500  # tasks per statement: 1,002 parameters, far below SQLite's limit
 # For each wanted (task, command hash): the mean of its last ESTIMATE_WINDOW successes in
 # the tag, found through the attempts_history index newest first.
@@ -60,10 +57,6 @@ _UNFINISHED = """ AND tag = ? AND status != 'succeeded'
     ORDER BY started_at DESC, run_id DESC LIMIT 1"""
 
 
-class JournalError(PtxError):
-    """The state store cannot be opened, read or written."""
-
-
 class Journal:
     """Runs and attempts in SQLite; every write is committed before its call returns, except
     an attempt's end recorded with `later=True`, which the next write or `flush()` commits.
@@ -82,24 +75,16 @@ class Journal:
 
     @classmethod
     def open(cls, state_dir: Path) -> Journal:
-        """Open (creating if needed) `<state_dir>/ptx.db`; refuse a schema of another version."""
+        """Open (creating if needed) `<state_dir>/ptx.db` for writing; refuse a file that is not
+        a ptx journal, or is of another schema version, before changing it."""
         path = state_dir / DB_NAME
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,  # autocommit: each statement commits, BEGIN when needed
-                check_same_thread=False,
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise JournalError(f"cannot open the state store {path}: {exc}") from exc
-        try:
-            _prepare(conn, path)
-        except BaseException:
-            conn.close()
-            raise
-        return cls(conn, path)
+        return cls(connect(path, readonly=False), path)
+
+    @classmethod
+    def read(cls, state_dir: Path) -> Journal:
+        """Open an existing `<state_dir>/ptx.db` only to read it: it may be on a read-only disk."""
+        path = state_dir / DB_NAME
+        return cls(connect(path, readonly=True), path)
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -164,7 +149,7 @@ class Journal:
         return count
 
     def _failed(self, exc: sqlite3.Error) -> JournalError:
-        return JournalError(f"state store {self._path}: {exc}")
+        return failure(exc, self._path, "cannot use")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -284,7 +269,8 @@ class Journal:
 
     def run(self, run_id: str) -> RunInfo | None:
         with self._guarded() as conn:
-            return self._fetch_run(conn, run_id)
+            info = self._fetch_run(conn, run_id)
+        return None if info is None else _as_seen(info)
 
     def runs(self, limit: int = 20, *, tag: str | None = None) -> list[RunInfo]:
         """The latest runs that had something to do (of `tag` if given), newest first."""
@@ -292,7 +278,7 @@ class Journal:
         sql = SELECT_RUNS + where + " ORDER BY started_at DESC, run_id DESC LIMIT ?"
         params = (limit,) if tag is None else (tag, limit)
         with self._guarded() as conn:
-            return [run_info(row) for row in conn.execute(sql, params)]
+            return [_as_seen(run_info(row)) for row in conn.execute(sql, params)]
 
     def last_run(self) -> RunInfo | None:
         """The latest run that had something to do."""
@@ -400,26 +386,12 @@ class Journal:
         return None if row is None else run_info(row)
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Set the connection's pragmas and create or check the schema."""
-    try:
-        conn.row_factory = sqlite3.Row
-        configure(conn, busy_timeout_ms=BUSY_TIMEOUT_MS)
-        conn.execute("BEGIN IMMEDIATE")  # two ptx creating the schema at once must not both try
-        try:
-            unusable = ensure_schema(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("ROLLBACK" if unusable is not None else "COMMIT")
-    except sqlite3.Error as exc:
-        msg = f"{path} is not a usable ptx state store ({exc}); remove it to start afresh"
-        raise JournalError(msg) from exc
-    if unusable is not None:
-        raise JournalError(
-            f"{path} has schema version {unusable}, this ptx reads version {SCHEMA_VERSION};"
-            " use the ptx that wrote it, or remove the file to start afresh"
-        )
+def _as_seen(info: RunInfo) -> RunInfo:
+    """A run still open whose owner is gone crashed, whether or not a later run has closed
+    it in the journal yet (readers never write)."""
+    if info.ended_at is None and not run_owner_alive(info.owner_pid, info.owner_create_time):
+        return dataclasses.replace(info, status="crashed")
+    return info
 
 
 def _checkpoint(path: Path) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ptx.core.errors import ExitCode, PtxError, UsageError
+from ptx.core.events import Notice
 from ptx.core.model import Severity, id_key
 from ptx.executors import base as executors
 from ptx.executors import process
@@ -20,6 +21,7 @@ from ptx.run import commands, resume, safety
 from ptx.run.runner import Run, RunOptions
 from ptx.taskmaster import config as config_module
 from ptx.taskmaster import reader as taskmaster
+from ptx.taskmaster import writeback
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -212,6 +214,44 @@ def reap_orphans(journal: Journal, grace: float) -> int:
     return killed
 
 
+def put_back_crashed(
+    journal: Journal, project: Project, config: Config, listener: Listener
+) -> list[TaskId]:
+    """Tasks the last run of this tag left `in-progress` in tasks.json when it crashed go
+    back to `pending` (its previous status died with it): no task looks taken by a run that
+    is gone. A run stopped by Ctrl-C leaves them `in-progress` on purpose (see README)."""
+    last = journal.last_run()
+    if last is None or last.status != "crashed" or last.tag != project.tasks.tag:
+        return []
+    if not _updated_statuses(last.argv, config):
+        return []
+    interrupted = {r.task for r in journal.attempts(last.run_id) if r.status == "interrupted"}
+    stuck = sorted(
+        (t.id for t in project.tasks.tasks if t.id in interrupted and t.status == "in-progress"),
+        key=id_key,
+    )
+    if stuck:
+        try:
+            writeback.set_statuses(
+                project.path, project.tasks.tag, dict.fromkeys(stuck, "pending"), cascade=False
+            )
+        except PtxError as error:
+            listener(
+                Notice(message=f"status of {', '.join(stuck)} not put back: {error}", warning=True)
+            )
+            return []
+        listed = ", ".join(stuck)
+        listener(Notice(message=f"run {last.run_id} crashed: {listed} put back to pending"))
+    return stuck
+
+
+def _updated_statuses(argv: Sequence[str], config: Config) -> bool:
+    """Whether a run wrote statuses, from its command line and the config as it is now."""
+    if "--no-update-status" in argv:
+        return False
+    return "--update-status" in argv or config.update_status
+
+
 def execute(
     request: RunRequest, listener: Listener, probe: safety.SystemProbe | None = None
 ) -> RunResult:
@@ -231,6 +271,7 @@ def execute(
         )
         reap_orphans(journal, config.kill_grace_seconds)
         request = prepared.request or request
+        put_back_crashed(journal, project, config, listener)
         run = Run(
             project=project,
             config=config,

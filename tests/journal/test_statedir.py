@@ -13,8 +13,8 @@ from builders import SCRIPTS
 from test_journal import CHILD_TIMEOUT, run_child
 
 from ptx.core.errors import ExitCode
+from ptx.journal.opening import JournalError
 from ptx.journal.statedir import RunLockedError, log_dir, log_path, run_lock, state_dir_of
-from ptx.journal.store import JournalError
 
 if TYPE_CHECKING:
     from pathlib import Path
