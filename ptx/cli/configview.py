@@ -55,7 +55,7 @@ def effective(
 
 def _root(tasks_file: Path | None, cwd: Path) -> Path:
     try:
-        path = tasks_file.resolve() if tasks_file else discovery.find_tasks_file(cwd)
+        path = discovery.given_file(tasks_file) if tasks_file else discovery.find_tasks_file(cwd)
     except InputError:
         return cwd
     return discovery.project_root(path)

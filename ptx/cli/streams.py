@@ -37,7 +37,11 @@ class GuardedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if self.lost is None:
             try:
-                self.stream.write(text)
+                try:
+                    self.stream.write(text)
+                except UnicodeEncodeError:  # a lone surrogate from a file: shown escaped
+                    encoding = self.stream.encoding or "utf-8"
+                    self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             except OSError as exc:
                 self._lose(exc)
         return len(text)

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 
 _PLACEHOLDER = re.compile(r"\{(id|title|tag|attempt)\}")
 _SHELL = ("/bin/sh", "-c")
+# Bytes of one PTX_TASK_* text variable. Linux refuses to start a program with any single
+# variable over 128 KiB (MAX_ARG_STRLEN) and all of them together over a quarter of the stack
+# limit; five texts of 32 KiB stay far below both. A longer text is shortened, and its whole
+# text is in a file named by PTX_TASK_<FIELD>_FILE (and in PTX_TASK_JSON).
+ENV_TEXT_LIMIT = 32 * 1024
+_TEXT_VARIABLES = {
+    "PTX_TASK_TITLE": "title",
+    "PTX_TASK_DESCRIPTION": "description",
+    "PTX_TASK_DETAILS": "details",
+    "PTX_TASK_TEST_STRATEGY": "test_strategy",
+    "PTX_TASK_PROMPT": "prompt",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,15 +181,59 @@ def task_environment(
         "PTX_RUN_ID": run_id,
         "PTX_ATTEMPT": str(attempt),
     }
+    for name, field in _TEXT_VARIABLES.items():
+        if _too_long(variables[name]):
+            path = field_file(task_json, field)
+            variables[name] = _shortened(variables[name], path)
+            variables[f"{name}_FILE"] = path
     # The environment cannot carry NUL bytes; JSON can ("\u0000"), so they are dropped.
     return {name: value.replace("\0", "") for name, value in variables.items()}
 
 
+def field_file(task_json: str, field: str) -> str:
+    """Where the whole text of a field too long for its variable is, next to the task's JSON."""
+    return f"{task_json.removesuffix('.task.json')}.{field}.txt"
+
+
+def _too_long(text: str) -> bool:
+    # A character is at most 4 bytes: most texts are known short without encoding them.
+    return len(text) > ENV_TEXT_LIMIT // 4 and len(text.encode()) > ENV_TEXT_LIMIT
+
+
+def _shortened(text: str, path: str) -> str:
+    total = len(text.encode())
+    marker = f"\n[… shortened by ptx from {total} bytes; the whole text is in {path}]"
+    room = ENV_TEXT_LIMIT - len(marker.encode())
+    return text.encode()[:room].decode(errors="ignore") + marker  # cut at a character
+
+
 def write_task_json(task: Task, path: str) -> None:
-    """The task object exactly as read, for commands that want every field. Written for every
-    task, so kept lean: on one line, where json uses its C encoder, and with os.open and one
-    write, cheaper than a text file object."""
-    data = (json.dumps(dict(task.raw), ensure_ascii=False) + "\n").encode()
+    """The task object exactly as read, for commands that want every field, and the whole
+    text of each field too long for its variable. Written for every task, so kept lean: on
+    one line, where json uses its C encoder, and with os.open and one write, cheaper than a
+    text file object."""
+    text = json.dumps(dict(task.raw), ensure_ascii=False) + "\n"
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): kept, escaped as it was read
+        data = (json.dumps(dict(task.raw)) + "\n").encode()
+    _write_file(path, data)
+    texts = {
+        "title": task.title,
+        "description": task.description,
+        "details": task.details,
+        "test_strategy": task.test_strategy,
+    }
+    for field, value in texts.items():
+        if _too_long(value):
+            _write_file(field_file(path, field), value.encode())
+    # The prompt holds all four, some headings and the subtasks: only those may make it long.
+    long_sum = sum(map(len, texts.values())) > ENV_TEXT_LIMIT // 4 - 100
+    if (long_sum or task.raw.get("subtasks")) and _too_long(whole := prompt(task)):
+        _write_file(field_file(path, "prompt"), whole.encode())
+
+
+def _write_file(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         write_all(fd, data)

@@ -19,6 +19,7 @@ from ptx.core.model import (
     frozen_map,
 )
 from ptx.taskmaster import options as rules
+from ptx.taskmaster.discovery import read_regular
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -155,8 +156,7 @@ def shown_path(path: Path, root: Path) -> str:
 
 def _parse(path: Path, where: str) -> object:
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
+        data = read_regular(path, MAX_FILE_BYTES)
         text = data.decode("utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
+import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate, repeat
@@ -50,6 +53,14 @@ def find_tasks_file(start: Path) -> Path:
     )
 
 
+def given_file(file: Path) -> Path:
+    """A file named on the command line, made absolute; a symbolic link loop is bad input."""
+    try:
+        return file.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: pathlib's word for a loop before 3.13
+        raise InputError(f"cannot read {file}: a loop of symbolic links") from None
+
+
 def project_root(tasks_file: Path) -> Path:
     """The directory that holds .taskmaster/ or tasks/, else the file's own directory."""
     folder = tasks_file.parent
@@ -83,13 +94,45 @@ def _read_bytes(path: Path) -> bytes:
     try:
         if path.stat().st_size > MAX_BYTES:
             raise InputError(f"{path} is {path.stat().st_size / 2**20:.1f} MB; {limit}")
-        with path.open("rb") as stream:
-            data = stream.read(MAX_BYTES + 1)  # the file may have grown since stat
+        data = read_regular(path, MAX_BYTES)  # the file may have grown since stat
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise InputError(f"{path} is over 50 MB; {limit}")
+        raise InputError(f"{path} is over {MAX_BYTES // 2**20} MB; {limit}")
     return data
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, a device, a directory... where ptx reads a file; its strerror says which."""
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of `path`, which must be a regular file: anything else (a FIFO,
+    a device, a directory) raises NotRegularFileError naming what it is. The file is opened
+    without blocking, so a FIFO with no writer cannot hang ptx, and its type is checked on
+    the open descriptor, so nothing can swap it in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+            raise NotRegularFileError(errno.EINVAL, f"{kind}, not a regular file", str(path))
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _rough_depth(data: bytes) -> int:
@@ -208,10 +251,11 @@ def _asked_tag(
 def _settings(path: Path, notices: list[str]) -> Mapping[str, Any]:
     """A Taskmaster settings file's object; unreadable ones are ignored, as Taskmaster does."""
     try:
-        with path.open("rb") as stream:
-            value = json.loads(stream.read(MAX_BYTES))
+        value = json.loads(read_regular(path, MAX_BYTES))
     except FileNotFoundError:
         return {}
+    except NotRegularFileError as exc:  # no mere mistake of Taskmaster's: someone put it there
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
     except (OSError, ValueError, RecursionError) as exc:
         notices.append(f"ignoring {path}: {exc}")
         return {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from ptx.taskmaster.discovery import (
     choose_tag,
     find_tasks_file,
     gc_paused,
+    given_file,
     project_root,
     read_document,
     resolve_tag,
@@ -55,6 +57,7 @@ _ERROR, _WARNING = Severity.ERROR, Severity.WARNING
 _TASK_ID_FORMS = "a non-negative integer or digit string"
 _SUB_ID_FORMS = 'an integer, digit string, "P.S" string or float'
 _NO_OPTIONS = TaskOptions()
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -63,7 +66,7 @@ _NO_OPTIONS = TaskOptions()
 def load_project(
     *, file: Path | None, start: Path, tag: str | None, environ: Mapping[str, str]
 ) -> Project:
-    path = file.resolve() if file is not None else find_tasks_file(start)
+    path = given_file(file) if file is not None else find_tasks_file(start)
     root = project_root(path)
     doc = read_document(path)
     chosen, notices = choose_tag(doc, root, tag, environ)
@@ -71,7 +74,7 @@ def load_project(
 
 
 def load_all_tags(*, file: Path | None, start: Path) -> tuple[Project, ...]:
-    path = file.resolve() if file is not None else find_tasks_file(start)
+    path = given_file(file) if file is not None else find_tasks_file(start)
     doc = read_document(path)
     return tuple(_project(doc, project_root(path), tag, ()) for tag in doc.tags)
 
@@ -202,7 +205,12 @@ class _TagReader:
 
     def _text(self, value: object, task_id: str, key: str) -> str:
         if type(value) is str:
-            return value
+            if value.isascii() or _SURROGATE.search(value) is None:
+                return value
+            # JSON may hold a lone surrogate ("\ud800"), which no output, environment or file
+            # can encode: the text ptx shows and passes on has U+FFFD in its place, while
+            # PTX_TASK_JSON and the status write-back keep the file's own text.
+            return _SURROGATE.sub("\ufffd", value)
         if value is None:
             return ""
         message = f"task {task_id}: {key} should be a string, got {_show(value)}"

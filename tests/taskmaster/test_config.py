@@ -508,7 +508,7 @@ def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
 
 def test_a_directory_is_unreadable(tmp_path: Path) -> None:
     (tmp_path / DEFAULT_PATH).mkdir(parents=True)
-    with pytest.raises(ConfigError, match="cannot read: Is a directory"):
+    with pytest.raises(ConfigError, match="cannot read: a directory, not a regular file"):
         load_config(None, root=tmp_path, environ={})
 
 
