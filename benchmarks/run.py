@@ -7,6 +7,8 @@ Cases:
   scheduling random DAGs of sleep tasks with mixed durations under make, ninja and ptx at -j 4,
              each makespan over the graph's lower bound (see dags.py).
   dask       per-task overhead of the Dask executor against the local one (dask_overhead.py).
+  plan-text  `ptx plan` of a 10,000-task file as text (the table of groups) against JSON;
+             the goal is text within 2x of JSON.
 """
 
 from __future__ import annotations
@@ -228,6 +230,29 @@ def big_graph(repeat: int) -> list[str]:
     return rows
 
 
+def plan_text(repeat: int) -> list[str]:
+    folder = OUT / "plan-text"
+    path = folder / "tasks.json"
+    edges = generate(path, 10_000, 2.5, None)
+    results = medians(
+        {
+            "ptx plan --format json": [str(PTX), "plan", "-f", str(path), "--format", "json"],
+            "ptx plan (text)": [str(PTX), "plan", "-f", str(path)],
+        },
+        folder,
+        repeat,
+    )
+    json_wall = results["ptx plan --format json"][0]
+    return [
+        f"10,000 tasks, {edges:,} edges: plan as text against JSON (stdout not a terminal)",
+        *(
+            f"{name:36} median {wall:6.2f} s  ratio {wall / json_wall:4.2f}x"
+            f"  peak RSS {rss:5.0f} MB"
+            for name, (wall, rss) in results.items()
+        ),
+    ]
+
+
 def no_op(repeat: int) -> list[str]:
     if shutil.which("make") is None:
         return ["no-op: make not found, skipped"]
@@ -282,6 +307,7 @@ CASES: dict[str, Callable[[int], list[str]]] = {
     "no-op": no_op,
     "scheduling": lambda _repeat: dags.run(OUT / "dags", range(1, 9)),
     "dask": lambda _repeat: dask_overhead.run(OUT / "dask"),
+    "plan-text": plan_text,
 }
 
 

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from rich.console import RenderableType
-    from rich.table import Table
 
     from ptx.core.events import RunResult, Status, TaskResult
     from ptx.core.model import Finding
@@ -50,6 +49,14 @@ class Ui:
         for line in message.splitlines() or [""]:
             self.err.print(Text("ptx: error: " + line, style="bold red"))
 
+    def lines(self, text: Text) -> None:
+        """Styled lines on a terminal; elsewhere Rich would only take the styles off again, at
+        a cost that shows in a big plan (BENCHMARKS.md)."""
+        if self.out.is_terminal:
+            self.out.print(text, overflow="ignore", crop=False)
+        else:
+            self.data(text.plain)
+
     def display_findings(self, file: str, findings: Sequence[Finding], task_count: int) -> None:
         from ptx.outputs.export import finding_line  # noqa: PLC0415 - only validate shows findings
 
@@ -82,7 +89,7 @@ class Ui:
     def display_plan(self, plan: Plan) -> None:
         self.out.print(_plan_header(plan))
         if plan.groups:
-            self.out.print(_groups_table(plan))
+            self.lines(_groups_table(plan))
         self.out.print(_critical_path_text(plan))
         self.out.print(_prediction_text(plan))
         for unit, reason in plan.blocked:
@@ -101,29 +108,54 @@ def _plan_header(plan: Plan) -> Text:
     return text
 
 
-def _groups_table(plan: Plan) -> Table:
-    from rich.table import Table  # noqa: PLC0415 - only plan draws a table
+_PLAN_COLUMNS = ("group", "id", "task", "priority", "estimate")
+_PLAN_RIGHT = frozenset({"group", "id", "estimate"})
 
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    table.add_column("group", justify="right")
-    table.add_column("id", justify="right")
-    table.add_column("task", overflow="ellipsis", no_wrap=True, max_width=_TITLE_WIDTH)
-    table.add_column("priority")
-    table.add_column("estimate", justify="right")
+
+def _groups_table(plan: Plan) -> Text:
+    """One row per unit, group by group, aligned by hand and built as one Text, as the run's
+    task table is: a Rich Table measures every cell, seconds for a big plan (BENCHMARKS.md)."""
     critical = set(plan.critical_path.tasks)
+    rows: list[tuple[str, ...]] = []
     for number, group in enumerate(plan.groups, start=1):
         for index, unit in enumerate(group):
             task = plan.work.nodes[unit]
             seconds = plan.estimates.get(unit)
-            table.add_row(
-                str(number) if index == 0 else "",
-                Text(unit, style="bold red" if unit in critical else ""),
-                Text(task.title),
-                task.priority,
-                "" if seconds is None else seconds_text(seconds),
-                end_section=index == len(group) - 1,
+            rows.append(
+                (
+                    str(number) if index == 0 else "",
+                    unit,
+                    _shortened(task.title),
+                    task.priority,
+                    "" if seconds is None else seconds_text(seconds),
+                )
             )
-    return table
+    widths = [
+        max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(_PLAN_COLUMNS)
+    ]
+    text = Text()
+    text.append("  ".join(_padded(_PLAN_COLUMNS, widths)).rstrip() + "\n", style="bold")
+    for row in rows:
+        cells = _padded(row, widths)
+        text.append(f"{cells[0]}  ")
+        text.append(cells[1], style="bold red" if row[1] in critical else "")
+        text.append(("  " + "  ".join(cells[2:])).rstrip() + "\n")
+    text.rstrip()
+    return text
+
+
+def _padded(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
+    return [
+        cell.rjust(width) if name in _PLAN_RIGHT else cell.ljust(width)
+        for name, cell, width in zip(_PLAN_COLUMNS, cells, widths, strict=True)
+    ]
+
+
+def _shortened(title: str) -> str:
+    """A title on one line and at most _TITLE_WIDTH characters, ending in … when cut."""
+    if not title.isprintable():
+        title = " ".join(title.split())
+    return title if len(title) <= _TITLE_WIDTH else title[: _TITLE_WIDTH - 1] + "…"
 
 
 def _critical_path_text(plan: Plan) -> Text:
