@@ -32,39 +32,51 @@ def gated_project(root: Path, *, fail: bool = False) -> Path:
     )
 
 
-def run_closing(root: Path, redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """ptx run under `sh -c` with a redirection such as `>&-` applied to it."""
-    command = f'exec "$@" {redirect}'
-    (root / "go").touch()
+def run_redirected(root: Path, redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """ptx under `sh -c` with a redirection such as `>&-` applied to it."""
     return subprocess.run(
-        ["/bin/sh", "-c", command, "sh", sys.executable, "-m", "ptx", "run", *args],
+        ["/bin/sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "ptx", *args],
         cwd=root,
         env=clean_environment(),
-        capture_output=redirect != ">&- 2>&-",
+        capture_output=True,
         text=True,
         timeout=HANG_GUARD,
         check=False,
     )
 
 
-def test_a_run_outlives_the_reader_of_its_output_going_away(tmp_path: Path) -> None:
-    """`ptx run 2>&1 | head -1`: every line after the first meets a closed pipe."""
-    gated_project(tmp_path)
+def run_closing(root: Path, redirect: str) -> subprocess.CompletedProcess[str]:
+    """`ptx run` of a gated project with its gate open, under a redirection."""
+    (root / "go").touch()
+    return run_redirected(root, redirect, "run")
+
+
+def into_a_pipe(
+    root: Path, *args: str, first_line: bool, stderr: int | None = None
+) -> tuple[int, bytes]:
+    """ptx with stdout and stderr (unless given) on one pipe whose reader leaves after the
+    first line (or at once), then opens the gate; the exit code and the line read."""
     reader, writer = os.pipe()
     with subprocess.Popen(
-        [sys.executable, "-m", "ptx", "run", "-j", "2"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "ptx", *args],
+        cwd=root,
         env=clean_environment(),
         stdin=subprocess.DEVNULL,
         stdout=writer,
-        stderr=writer,
+        stderr=writer if stderr is None else stderr,
     ) as process:
         os.close(writer)
         with os.fdopen(reader, "rb") as pipe:
-            first = pipe.readline()
-        # The read end is closed: the next progress line (task 1 ending) gets EPIPE.
-        (tmp_path / "go").touch()
-        code = process.wait(timeout=HANG_GUARD)
+            line = pipe.readline() if first_line else b""
+        # The read end is closed: the next line ptx writes gets EPIPE.
+        (root / "go").touch()
+        return process.wait(timeout=HANG_GUARD), line
+
+
+def test_a_run_outlives_the_reader_of_its_output_going_away(tmp_path: Path) -> None:
+    """`ptx run 2>&1 | head -1`: every line after the first meets a closed pipe."""
+    gated_project(tmp_path)
+    code, first = into_a_pipe(tmp_path, "run", "-j", "2", first_line=True)
     assert b" run " in first
     assert code == 0
     assert last_run_status(tmp_path) == "succeeded"
@@ -75,19 +87,7 @@ def test_a_run_outlives_the_reader_of_its_output_going_away(tmp_path: Path) -> N
 
 def test_a_failed_run_keeps_exit_1_when_its_reader_goes_away(tmp_path: Path) -> None:
     gated_project(tmp_path, fail=True)
-    reader, writer = os.pipe()
-    with subprocess.Popen(
-        [sys.executable, "-m", "ptx", "run"],
-        cwd=tmp_path,
-        env=clean_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=writer,
-        stderr=writer,
-    ) as process:
-        os.close(writer)
-        os.close(reader)
-        (tmp_path / "go").touch()
-        code = process.wait(timeout=HANG_GUARD)
+    code, _ = into_a_pipe(tmp_path, "run", first_line=False)
     assert code == 1
     assert last_run_status(tmp_path) == "failed"
 
@@ -132,31 +132,14 @@ def test_a_run_with_a_standard_stream_closed_runs_and_exits_0(
 
 def test_plan_into_a_reader_that_left_exits_0_without_a_traceback(tmp_path: Path) -> None:
     make_project(tmp_path, [task(n, "true") for n in range(1, 3001)])
-    reader, writer = os.pipe()
-    with subprocess.Popen(
-        [sys.executable, "-m", "ptx", "plan"],
-        cwd=tmp_path,
-        env=clean_environment(),
-        stdout=writer,
-        stderr=subprocess.PIPE,
-    ) as process:
-        os.close(writer)
-        os.close(reader)
-        _, err = process.communicate(timeout=HANG_GUARD)
-    assert process.returncode == 0
-    assert err == b""
+    with (tmp_path / "err").open("wb") as err:
+        code, _ = into_a_pipe(tmp_path, "plan", first_line=False, stderr=err.fileno())
+    assert code == 0
+    assert (tmp_path / "err").read_text() == ""
 
 
 def test_a_closed_stdout_leaves_plan_silent_and_successful(tmp_path: Path) -> None:
     make_project(tmp_path, [task(1, "true")])
-    result = subprocess.run(
-        ["/bin/sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "ptx", "plan"],
-        cwd=tmp_path,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    result = run_redirected(tmp_path, ">&-", "plan")
     assert (result.returncode, result.stderr) == (0, "")
     assert ptx(tmp_path, "plan").returncode == 0
