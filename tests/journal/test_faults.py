@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import pytest
 from projects import (
     HANG_GUARD,
-    attempts,
     make_project,
     progress,
     ptx,
@@ -130,13 +129,24 @@ def test_a_damaged_journal_is_refused_alike_by_run_runs_report_and_plan(tmp_path
 # --- item 4: a run whose owner died, tasks it left in progress ------------------------------
 
 
+def pgids(root: Path) -> list[int]:
+    """The recorded process groups, read without writing (a writer's close would fold the
+    WAL into the journal)."""
+    path = root / ".ptx" / DB_NAME
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        rows = db.execute("SELECT pgid FROM attempts WHERE pgid IS NOT NULL").fetchall()
+    return [pgid for (pgid,) in rows]
+
+
 @contextlib.contextmanager
 def killed_mid_run(root: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """A `ptx run` killed with SIGKILL while task 1 runs; the task's group is killed on exit."""
     proc = spawn(root, "run", *args)
     try:
         wait_for(lambda: "started 1" in progress(root), "task 1 to start")
-        wait_for(lambda: any(a.pgid for a in attempts(root)), "task 1's group to be recorded")
+        wait_for(lambda: bool(pgids(root)), "task 1's group to be recorded")
         proc.kill()
         proc.wait(HANG_GUARD)
         yield proc
@@ -144,10 +154,9 @@ def killed_mid_run(root: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for record in attempts(root):
-            if record.pgid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(record.pgid, signal.SIGKILL)
+        for pgid in pgids(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
 
 
 def test_a_run_whose_owner_died_is_listed_as_crashed_before_any_run_reaps_it(
@@ -313,3 +322,17 @@ def test_a_disk_that_fills_during_a_run_ends_it_with_one_line_and_exit_2(tmp_pat
         (disk / "filler").unlink()
         listed = ptx(root, "runs", "--json")
         assert [row["status"] for row in json.loads(listed.stdout)] == ["crashed"]
+
+
+@needs_root
+def test_a_crashed_run_left_in_the_wal_is_read_on_a_read_only_project(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project", [task(1, "sleep 60")])
+    with killed_mid_run(root):
+        pass
+    wal = root / ".ptx" / f"{DB_NAME}-wal"
+    assert wal.stat().st_size > 0  # the run's commits are still only in the WAL
+    with read_only(root, tmp_path / "ro") as view:
+        listed = ptx(view, "runs", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [row["status"] for row in json.loads(listed.stdout)] == ["crashed"]
+        assert ptx(view, "plan").returncode == 0
