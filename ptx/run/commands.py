@@ -212,12 +212,7 @@ def write_task_json(task: Task, path: str) -> None:
     text of each field too long for its variable. Written for every task, so kept lean: on
     one line, where json uses its C encoder, and with os.open and one write, cheaper than a
     text file object."""
-    text = json.dumps(dict(task.raw), ensure_ascii=False) + "\n"
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): kept, escaped as it was read
-        data = (json.dumps(dict(task.raw)) + "\n").encode()
-    _write_file(path, data)
+    _write_file(path, (json.dumps(dict(task.raw), ensure_ascii=False) + "\n").encode())
     texts = {
         "title": task.title,
         "description": task.description,

@@ -6,6 +6,7 @@ import errno
 import gc
 import json
 import os
+import re
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,7 +155,25 @@ def _parse_json(path: Path, text: str, suspicious: bool) -> Any:  # noqa: ANN401
         raise InputError(f"{path}: invalid JSON: {exc}") from None
     if suspicious and _exact_depth(root) > MAX_DEPTH:
         raise too_deep
+    # JSON may escape a lone surrogate ("\ud800"), which no output, environment variable,
+    # argv or SQLite text can encode: ptx reads it as U+FFFD, as a UTF-8 decoder would. Only
+    # a file with such an escape at all (a pair is two) is walked.
+    if "\\ud" in text or "\\uD" in text:
+        root = _without_surrogates(root)
     return root
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:  # noqa: ANN401 (JSON is untyped)
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _exact_depth(root: Any) -> int:  # noqa: ANN401 (JSON is untyped)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +56,6 @@ _ERROR, _WARNING = Severity.ERROR, Severity.WARNING
 _TASK_ID_FORMS = "a non-negative integer or digit string"
 _SUB_ID_FORMS = 'an integer, digit string, "P.S" string or float'
 _NO_OPTIONS = TaskOptions()
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -205,12 +203,7 @@ class _TagReader:
 
     def _text(self, value: object, task_id: str, key: str) -> str:
         if type(value) is str:
-            if value.isascii() or _SURROGATE.search(value) is None:
-                return value
-            # JSON may hold a lone surrogate ("\ud800"), which no output, environment or file
-            # can encode: the text ptx shows and passes on has U+FFFD in its place, while
-            # PTX_TASK_JSON and the status write-back keep the file's own text.
-            return _SURROGATE.sub("\ufffd", value)
+            return value
         if value is None:
             return ""
         message = f"task {task_id}: {key} should be a string, got {_show(value)}"

@@ -23,7 +23,7 @@ def tasks_path(root: Path) -> Path:
 # --- lone surrogates -------------------------------------------------------------------------
 
 
-def test_a_lone_surrogate_is_shown_as_a_replacement_and_kept_in_the_file(tmp_path: Path) -> None:
+def test_a_lone_surrogate_is_read_as_a_replacement_and_kept_in_the_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     command = f'printf %s "$PTX_TASK_TITLE" > {q(out)}.title; cp "$PTX_TASK_JSON" {q(out)}.json'
     root = make_project(tmp_path, [task(1, command, title="bad \ud800 title", details="\udc80")])
@@ -38,8 +38,21 @@ def test_a_lone_surrogate_is_shown_as_a_replacement_and_kept_in_the_file(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "started 1: bad \ufffd title" in result.stderr
     assert (tmp_path / "out.title").read_text() == "bad \ufffd title"
-    assert json.loads((tmp_path / "out.json").read_text())["title"] == "bad \ud800 title"
+    assert json.loads((tmp_path / "out.json").read_text())["title"] == "bad \ufffd title"
     assert tasks_path(root).read_text() == before.replace('"pending"', '"done"')
+
+
+def test_lone_surrogates_in_a_tag_a_command_and_its_environment_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    command = f'printf "%s|%s|%s" "$PTX_TAG" "$A" "\udc80" > {q(out)}'
+    document = {"tag\ud800": {"tasks": [task(1, command, ptx_env={"A": "\udfff"})]}}
+    path = tasks_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(document))
+    result = ptx(tmp_path, "run")
+    assert result.returncode == 0, result.stderr
+    assert out.read_text() == "tag\ufffd|\ufffd|\ufffd"
+    assert "\\ud800" in path.read_text()
 
 
 # --- text longer than an environment variable may be ----------------------------------------
