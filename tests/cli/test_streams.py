@@ -4,6 +4,8 @@ start. The run goes on, the journal completes, the exit code says how the tasks 
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +145,37 @@ def test_a_closed_stdout_leaves_plan_silent_and_successful(tmp_path: Path) -> No
     result = run_redirected(tmp_path, ">&-", "plan")
     assert (result.returncode, result.stderr) == (0, "")
     assert ptx(tmp_path, "plan").returncode == 0
+
+
+def test_a_live_table_whose_terminal_goes_away_lets_the_run_finish(tmp_path: Path) -> None:
+    """The live table draws on a pseudo-terminal whose other end is then closed: every later
+    write fails with EIO. The run still ends, journalled; the lost report makes it exit 2."""
+    gated_project(tmp_path)
+    leader, follower = pty.openpty()
+    env = {**clean_environment(), "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    del env["NO_COLOR"]
+    with (
+        (tmp_path / "err").open("wb") as err,
+        subprocess.Popen(
+            [sys.executable, "-m", "ptx", "run"],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=err,
+        ) as process,
+    ):
+        os.close(follower)
+        with os.fdopen(leader, "rb", buffering=0) as terminal:
+            seen = b""
+            while b"task 1" not in seen:  # the live table is drawn
+                ready, _, _ = select.select([terminal], [], [], HANG_GUARD)
+                assert ready, f"no live table in {HANG_GUARD:g} s: {seen!r}"
+                seen += terminal.read(4096)
+        (tmp_path / "go").touch()
+        code = process.wait(timeout=HANG_GUARD)
+    assert last_run_status(tmp_path) == "succeeded"
+    assert code == 2
+    assert (tmp_path / "err").read_text() == (
+        "ptx: error: cannot write to stdout: Input/output error\n"
+    )
