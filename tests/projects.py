@@ -75,9 +75,13 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
-def ptx(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def ptx(root: Path, *args: str, redirect: str = "") -> subprocess.CompletedProcess[str]:
+    """ptx in `root`; `redirect`: shell redirections applied to it, e.g. `>&-`."""
+    argv = [sys.executable, "-m", "ptx", *args]
+    if redirect:
+        argv = ["/bin/sh", "-c", f'exec "$@" {redirect}', "sh", *argv]
     return subprocess.run(
-        [sys.executable, "-m", "ptx", *args],
+        argv,
         cwd=root,
         env=clean_environment(),
         capture_output=True,

@@ -34,23 +34,10 @@ def gated_project(root: Path, *, fail: bool = False) -> Path:
     )
 
 
-def run_redirected(root: Path, redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """ptx under `sh -c` with a redirection such as `>&-` applied to it."""
-    return subprocess.run(
-        ["/bin/sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "ptx", *args],
-        cwd=root,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
-
-
 def run_closing(root: Path, redirect: str) -> subprocess.CompletedProcess[str]:
     """`ptx run` of a gated project with its gate open, under a redirection."""
     (root / "go").touch()
-    return run_redirected(root, redirect, "run")
+    return ptx(root, "run", redirect=redirect)
 
 
 def into_a_pipe(
@@ -142,7 +129,7 @@ def test_plan_into_a_reader_that_left_exits_0_without_a_traceback(tmp_path: Path
 
 def test_a_closed_stdout_leaves_plan_silent_and_successful(tmp_path: Path) -> None:
     make_project(tmp_path, [task(1, "true")])
-    result = run_redirected(tmp_path, ">&-", "plan")
+    result = ptx(tmp_path, "plan", redirect=">&-")
     assert (result.returncode, result.stderr) == (0, "")
     assert ptx(tmp_path, "plan").returncode == 0
 
