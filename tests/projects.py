@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -18,7 +19,7 @@ from builders import SCRIPTS
 from ptx.journal.store import Journal
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
     from ptx.journal.schema import AttemptRecord
@@ -149,6 +150,26 @@ def read_report(path: Path) -> dict[str, Any]:
 
 def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
+
+
+_SEEN: list[psutil.Process] = []
+
+
+def keep_track(pids: Sequence[int]) -> None:
+    """Remember processes a test saw start, for `no_leftovers` to kill at the test's end."""
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            _SEEN.append(psutil.Process(pid))
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Import into a test module: a failing test there must not leave its `sleep 300` behind
+    for the rest of the suite."""
+    yield
+    while _SEEN:
+        with contextlib.suppress(psutil.Error):
+            _SEEN.pop().kill()  # psutil checks the create time: never a reused pid
 
 
 def alive(pid: int) -> bool:

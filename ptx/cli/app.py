@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import threading
 from typing import Annotated, NoReturn
@@ -13,7 +14,7 @@ import typer
 # Start-up is paid by every invocation (2,000 times in the no-op benchmark): only what most
 # commands need is imported here; what one command or option needs is imported where it is used.
 from ptx import __version__
-from ptx.cli import check, config, history, run, streams
+from ptx.cli import STARTING, check, config, history, run, streams
 from ptx.cli.common import State
 from ptx.core.errors import ExitCode
 
@@ -33,6 +34,9 @@ app.command()(run.run)
 app.command()(history.report)
 app.command()(history.runs)
 app.command("config")(config.show_config)
+
+if STARTING:  # every module the command line needs is loaded: Ctrl-C is KeyboardInterrupt again
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _version(value: bool) -> None:

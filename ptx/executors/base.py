@@ -18,6 +18,7 @@ class Executor(Protocol):
     """Runs one attempt to its end from a driver pool thread; safe to call from many threads."""
 
     slots: int | None  # attempts it can run at once (the default -j); None: ptx's own default
+    lost: str | None  # why it can start nothing more (a cluster went away); None while it can
 
     def run(
         self,
@@ -33,6 +34,7 @@ class LocalExecutor:
     """This machine: process.run_process in the calling thread."""
 
     slots: int | None = None
+    lost: str | None = None
 
     def run(
         self,
@@ -47,10 +49,17 @@ class LocalExecutor:
 
 
 def open_executor(
-    kind: str, *, scheduler: str | None = None, environ: Mapping[str, str]
+    kind: str,
+    *,
+    scheduler: str | None = None,
+    environ: Mapping[str, str],
+    worker_wait: float = 30.0,
+    notify: Callable[[str, bool], None] | None = None,
 ) -> Executor:
     """`kind` "local" or "dask". For Dask the address is `scheduler`, else
-    DASK_SCHEDULER_ADDRESS, else a loopback cluster started now and stopped by close()."""
+    DASK_SCHEDULER_ADDRESS, else a loopback cluster started now and stopped by close();
+    `worker_wait`: seconds a cluster may have no worker; `notify(message, warning)` tells
+    what the cluster does meanwhile."""
     if kind == "local":
         return LocalExecutor()
     if kind != "dask":
@@ -63,4 +72,6 @@ def open_executor(
             raise
         raise PtxError(MISSING_DASK) from exc
     address = scheduler or environ.get("DASK_SCHEDULER_ADDRESS") or None
-    return dask_executor.connect(address)
+    if notify is None:
+        return dask_executor.connect(address, worker_wait=worker_wait)
+    return dask_executor.connect(address, worker_wait=worker_wait, notify=notify)

@@ -1,176 +1,97 @@
-"""Attempts on a Dask cluster: the driver side (DaskExecutor) and what runs on a worker."""
+"""Attempts on a Dask cluster, the driver side: submit, wait, and tell cluster trouble apart."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
-import shutil
-import socket
-import subprocess
-import tempfile
+import logging
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import distributed
-from distributed.diagnostics.plugin import WorkerPlugin
+import dask.config
 
-import ptx
-from ptx.core.errors import PtxError
-from ptx.executors import process
-from ptx.executors.logfile import log_end
-from ptx.run import safety
+# Dask logs its reconnect attempts and worker deaths, with tracebacks, to stderr; ptx says
+# what happened in its own words. Set before distributed is imported, as it reads this then,
+# and passed on to the workers of a cluster ptx starts.
+_QUIET = dict.fromkeys(
+    ("distributed", "distributed.client", "distributed.gc", "tornado", "tornado.application"),
+    "critical",
+)
+dask.config.set({"distributed.logging": _QUIET})
+
+import distributed  # noqa: E402
+
+from ptx.core.errors import PtxError  # noqa: E402
+from ptx.executors import daskcluster, process  # noqa: E402
+from ptx.executors.daskworker import (  # noqa: E402
+    LOG_TAIL_BYTES,
+    KillOnRelease,
+    RemoteResult,
+    kill_remote,
+    remote_attempt,
+    rerun,
+)
+from ptx.run import safety  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-LOG_TAIL_BYTES = 64 * 2**20
-"""At most this much of an attempt's output comes back from a worker: the end of it."""
+    Notify = Callable[[str, bool], None]  # a message for the views; True: a warning
+
+for _name in _QUIET:  # in case distributed was imported, and its logging set up, before ptx
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+start_local_cluster = daskcluster.start_local_cluster  # the loopback cluster, for the benchmarks
 
 _SLICE = 0.05  # how often a waiting driver thread looks at the stop request
 _ANSWER_MARGIN = 10.0  # after a stop, the worker gets the grace period plus this to answer
 _RESULT_SECONDS = 60.0  # to fetch the result of an attempt that ended
-_CLIENT_GONE = frozenset({"closing", "closed"})  # Client.status once it cannot answer
-_WORKERS_TIMEOUT = 30.0  # an external scheduler with no worker would make every task wait
-_REMEMBERED_STOPS = 10_000  # stops for attempts that had not started here yet
-
-# Parent-death signal: when the worker thread that spawned the attempt dies (worker SIGKILLed,
-# OOM), the kernel sends USR1 to this shell, which kills its whole process group. It ignores
-# ptx's own SIGTERM to the group (the command gets it, with its grace period) so that `wait`
-# returns the command's own status; `env --default-signal` undoes, for the command, that
-# ignored TERM and the INT/QUIT bash ignores for background jobs. A command killed by a signal
-# is re-raised, so the outcome reads as locally. The shell's own stderr goes to /dev/null so
-# its job messages ("Killed") stay out of the task's log.
-_SUPERVISOR = (
-    'exec 3>&2 2>/dev/null; trap "" TERM; trap "kill -KILL 0" USR1; '
-    'env --default-signal=INT,QUIT,TERM "$@" 2>&3 3>&- & wait $!; s=$?; '
-    'if [ "$s" -gt 128 ] && [ "$s" -lt 160 ]; then trap - TERM USR1; kill -$((s - 128)) $$; fi; '
-    'exit "$s"'
-)
-
-# Worker-process state: kill_remote (run on the worker's event loop) finds attempts here.
-_RUNNING: dict[str, process.Stop] = {}
-_STOPPED: dict[str, bool] = {}
-_LOCK = threading.Lock()
+_WATCH_SECONDS = 0.5  # how often the driver asks the scheduler how many workers it has
+_CLOSE_SECONDS = 5.0  # closing a client whose scheduler is gone must not wait for it
+EXECUTIONS = "ptx-executions"  # the event topic on which workers announce each execution
+WORKER_WAIT = 30.0  # default seconds without any worker before waiting attempts fail
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class RemoteResult:
-    """What a worker sends back for one attempt."""
-
-    outcome: process.ProcessOutcome
-    log: bytes  # the last LOG_TAIL_BYTES of the attempt's output
-    dropped: int  # bytes cut from the front of the output
-    worker: str  # the worker's address, e.g. tcp://10.0.0.5:40123
-    host: str
-
-
-def remote_attempt(spec: process.ProcessSpec, token: str) -> RemoteResult:
-    """Run one attempt on this worker with the same runner as a local run; never raises."""
-    worker = _worker_address()
-    host = socket.gethostname()
-    if not Path(spec.cwd).is_dir():
-        failed = process.ProcessOutcome.never_ran(
-            f"cwd {spec.cwd} does not exist on worker {worker}", exit_code=126
-        )
-        return RemoteResult(outcome=failed, log=b"", dropped=0, worker=worker, host=host)
-    stop = process.Stop()
-    with _LOCK:
-        stopped_before_start = _STOPPED.pop(token, False)
-        _RUNNING[token] = stop
-    try:
-        if stopped_before_start:
-            outcome = process.ProcessOutcome.never_ran(
-                "stopped before it started", interrupted=True
-            )
-            return RemoteResult(outcome=outcome, log=b"", dropped=0, worker=worker, host=host)
-        with tempfile.TemporaryDirectory(prefix="ptx-attempt-") as scratch:
-            log_path = Path(scratch) / "attempt.log"
-            here = dataclasses.replace(spec, argv=_supervised(spec.argv), log_path=str(log_path))
-            outcome = process.run_process(here, stop)
-            log, dropped = log_end(log_path, LOG_TAIL_BYTES)
-    finally:
-        with _LOCK:
-            _RUNNING.pop(token, None)
-    return RemoteResult(outcome=outcome, log=log, dropped=dropped, worker=worker, host=host)
-
-
-def kill_remote(token: str, immediate: bool) -> bool:
-    """Stop the attempt `token` if it runs on this worker (True); else remember the stop so
-    the attempt does not start here later. Never blocks: the worker's own runner does the
-    TERM, grace, KILL."""
-    with _LOCK:
-        stop = _RUNNING.get(token)
-        if stop is None:
-            _STOPPED[token] = True
-            while len(_STOPPED) > _REMEMBERED_STOPS:
-                del _STOPPED[next(iter(_STOPPED))]
-            return False
-    stop.request(immediate=immediate)
-    return True
-
-
-def probe() -> str:
-    """The ptx version where this runs; a failure to import it surfaces at connect time."""
-    return ptx.__version__
-
-
-class KillOnRelease(WorkerPlugin):
-    """Stops an attempt whose key the scheduler releases while it runs: the driver went away
-    (crashed or killed) or gave up on it, so nobody will read its result."""
-
-    name = "ptx-kill-on-release"
-
-    def transition(self, key: object, start: str, finish: str, **_kwargs: object) -> None:
-        if start == "executing" and finish in {"cancelled", "released", "forgotten"}:
-            token = _token_of(key)
-            if token is not None:
-                kill_remote(token, immediate=False)
-
-
-def _token_of(key: object) -> str | None:
-    if isinstance(key, str) and key.startswith("ptx-"):
-        return key.rsplit("-", 1)[-1]
-    return None
-
-
-def _worker_address() -> str:
-    try:
-        return str(distributed.get_worker().address)
-    except ValueError:  # not inside a worker: called directly, as the tests may
-        return socket.gethostname()
-
-
-def _supervised(argv: tuple[str, ...]) -> tuple[str, ...]:
-    wrapper = _supervisor()
-    return argv if wrapper is None else (*wrapper, *argv)
-
-
-@functools.cache
-def _supervisor() -> tuple[str, ...] | None:
-    """The parent-death wrapper, or None where it cannot work (not Linux, old coreutils): there
-    a worker that dies may leave its attempt's processes running."""
-    setpriv, bash, env = shutil.which("setpriv"), shutil.which("bash"), shutil.which("env")
-    if setpriv is None or bash is None or env is None:
-        return None
-    probe = subprocess.run([env, "--default-signal=TERM", "true"], check=False, capture_output=True)
-    if probe.returncode != 0:
-        return None
-    return (setpriv, "--pdeathsig", "SIGUSR1", "--", bash, "-c", _SUPERVISOR, "ptx")
+def _no_notice(_message: str, _warning: bool) -> None:
+    """Where notices go when nobody listens."""
 
 
 class DaskExecutor:
-    """Runs each attempt as one Dask task; the graph, resources and retries stay in the driver."""
+    """Runs each attempt as one Dask task; the graph, resources and retries stay in the driver.
 
-    def __init__(
-        self, client: distributed.Client, cluster: distributed.LocalCluster | None = None
+    `lost` says why the cluster can run nothing more for this run (its scheduler went away,
+    or it had no worker for `worker_wait` seconds); every attempt after that fails at once.
+    Failures of the cluster rather than of the command carry `infrastructure=True`."""
+
+    def __init__(  # noqa: PLR0913 - the client and how to watch it
+        self,
+        client: distributed.Client,
+        address: str,
+        *,
+        cluster: distributed.LocalCluster | None = None,
+        notify: Notify = _no_notice,
+        worker_wait: float = WORKER_WAIT,
+        reruns: bool = True,
     ) -> None:
-        self.client = client
+        self.client, self.address = client, address
         self._cluster = cluster  # started for this run, so closed with it
         self.slots: int | None = sum(client.nthreads().values()) or None
+        self.lost: str | None = None
+        self._notify, self._worker_wait = notify, worker_wait
+        self._lock = threading.Lock()
+        self._executions: dict[str, list[str]] = {}  # per attempt: workers that started it
+        self._keys: dict[str, str] = {}  # per attempt running: its Dask key
+        self._rerun: set[str] = set()  # attempts the scheduler started again
+        self._reruns = reruns  # whether the scheduler may (its allowed-failures is not 0)
+        # One topic for every ptx on the scheduler, which keeps the last 1,000 events of each
+        # topic: one per driver would pile up there run after run. Tokens tell attempts apart.
+        client.subscribe_topic(EXECUTIONS, self._on_execution)
+        self._closing = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="ptx-dask-watch", daemon=True)
+        self._watcher.start()
 
     def run(
         self,
@@ -180,29 +101,48 @@ class DaskExecutor:
     ) -> process.ProcessOutcome:
         """Run one attempt on some worker and block until it ended; its log lands in
         `spec.log_path`. `on_start` is not called: a remote process group means nothing to
-        local reaping, so the log's first line names the worker, host and group instead."""
+        local reaping, so the log's first line names the worker, host and group instead. The
+        outcome's times are the driver's, from this call to its end, queueing in Dask included:
+        the one duration of an attempt everywhere ptx shows one."""
         del on_start
-        result = (
-            process.ProcessOutcome.never_ran("stopped before it started", interrupted=True)
-            if stop.requested
-            else self._submit(spec, stop)
-        )
+        began = time.time()
+        result: RemoteResult | process.ProcessOutcome
+        if stop.requested:
+            result = process.ProcessOutcome.never_ran("stopped before it started", interrupted=True)
+        elif self.lost is not None:
+            result = self._failed(self.lost)
+        else:
+            result = self._submit(spec, stop)
         if isinstance(result, RemoteResult):
             _deliver(spec.log_path, result)
-            return result.outcome
-        _note(spec.log_path, [f"[ptx] {result.error}"])
-        return result
+            outcome = result.outcome
+        else:
+            _note(spec.log_path, [f"[ptx] {result.error}"])
+            outcome = result
+        return dataclasses.replace(outcome, started_at=began, ended_at=time.time())
 
     def _submit(
         self, spec: process.ProcessSpec, stop: process.Stop
     ) -> RemoteResult | process.ProcessOutcome:
         token = uuid.uuid4().hex
-        future = self.client.submit(remote_attempt, spec, token, key=_key(spec, token), pure=False)
+        key = _key(spec, token)
+        with self._lock:
+            self._executions[token], self._keys[token] = [], key
+        try:
+            future = self.client.submit(
+                remote_attempt, spec, token, EXECUTIONS, key=key, pure=False
+            )
+        except Exception as exc:  # noqa: BLE001 - a client that cannot submit lost its cluster
+            return self._failed(self._lose(f"cannot submit to {self.address}: {exc}"))
         try:
             return self._await(future, token, stop, spec.grace)
         finally:
             # A held result is recomputed if its worker dies, so let go of it at once.
             future.release()
+            with self._lock:
+                self._executions.pop(token, None)
+                self._keys.pop(token, None)
+                self._rerun.discard(token)
 
     def _await(
         self, future: distributed.Future[RemoteResult], token: str, stop: process.Stop, grace: float
@@ -211,7 +151,11 @@ class DaskExecutor:
         future.add_done_callback(lambda _future: done.set())
         passed_on: bool | None = None  # `immediate` of the last stop sent to the workers
         answer_by = float("inf")
-        while True:
+        while not done.wait(_SLICE):
+            trouble = self._trouble(token, stop)
+            if trouble is not None:
+                future.cancel()
+                return trouble
             if stop.requested and passed_on is not stop.immediate:
                 passed_on = stop.immediate
                 if not self._stop_remote(token, immediate=passed_on) and not done.is_set():
@@ -225,45 +169,131 @@ class DaskExecutor:
                 return process.ProcessOutcome.never_ran(
                     "no answer from the worker after the stop", interrupted=True
                 )
-            if done.wait(_SLICE) or self.client.status in _CLIENT_GONE:
-                break
-        if self.client.status in _CLIENT_GONE:
-            # Closed under the attempt (its driver went away): the future will never resolve,
-            # nor its result arrive (asking for it waited for good), and the worker plugin
-            # stops the remote process once the scheduler releases it.
-            return process.ProcessOutcome.never_ran(
-                f"the Dask client is {self.client.status}: the attempt's end is unknown",
-                interrupted=True,
+        # Ended by the scheduler's loss (Dask cancels every future then) rather than on a
+        # worker: asking a client that lost its scheduler for a result waits for good.
+        self._check_reruns([token])  # a short re-run may end before the watcher looks
+        return self._trouble(token, stop) or _collect(future)
+
+    def _trouble(self, token: str, stop: process.Stop) -> process.ProcessOutcome | None:
+        """Why the attempt cannot end well any more: the cluster is lost, or Dask started its
+        command a second time (its first worker died)."""
+        if self.client.status != "running":
+            self._lose(f"lost the Dask scheduler at {self.address}")
+        if self.lost is not None:
+            if stop.requested:  # a stop was asked for: that is how the attempt ends
+                return process.ProcessOutcome.never_ran(
+                    f"interrupted; {self.lost}: the attempt's end is unknown", interrupted=True
+                )
+            return self._failed(self.lost)
+        with self._lock:
+            workers = list(self._executions.get(token, ()))
+            rerun = token in self._rerun or len(workers) > 1
+        if not rerun:
+            return None
+        self._stop_remote(token, immediate=True)
+        return self._failed(
+            "the attempt's worker died and Dask would run it again (the scheduler's "
+            "allowed-failures is not 0): ptx stops any re-run and fails the attempt; "
+            f"workers that started it: {', '.join(workers) or 'unknown'}"
+        )
+
+    def _check_reruns(self, tokens: list[str]) -> None:
+        """Asks the scheduler which of these attempts it started again: a worker may die
+        before its announcement of the first execution left it."""
+        if not self._reruns or not tokens or self.client.status != "running":
+            return
+        with self._lock:
+            keys = {self._keys[token]: token for token in tokens if token in self._keys}
+        try:
+            again = self.client.run_on_scheduler(rerun, list(keys))
+        except Exception:  # noqa: BLE001 - the scheduler's loss is told by the client's status
+            return
+        with self._lock:
+            self._rerun.update(keys[key] for key in again if key in keys)
+
+    def _failed(self, reason: str) -> process.ProcessOutcome:
+        return process.ProcessOutcome.never_ran(f"cluster: {reason}", infrastructure=True)
+
+    def _lose(self, reason: str) -> str:
+        """The cluster can run nothing more for this run; the first reason stands, and is told
+        (unless ptx is closing the client itself)."""
+        with self._lock:
+            first, self.lost = self.lost is None, self.lost or reason
+        if first and not self._closing.is_set():
+            self._notify(f"{reason}: ptx starts nothing more", True)  # noqa: FBT003
+        return self.lost
+
+    def _on_execution(self, event: tuple[float, dict[str, str]]) -> None:
+        """On the client's event loop: a worker starts an attempt's command."""
+        message = event[1]
+        with self._lock:
+            started = self._executions.get(message.get("token", ""))
+            if started is not None:
+                started.append(str(message.get("worker")))
+
+    def _watch(self) -> None:
+        """Notices the scheduler's loss between attempts, and a cluster without workers."""
+        workerless_since: float | None = None
+        while not self._closing.wait(_WATCH_SECONDS) and self.lost is None:
+            if self.client.status != "running":
+                self._lose(f"lost the Dask scheduler at {self.address}")
+                return
+            try:
+                workers = len(self.client.nthreads(callback_timeout=_WATCH_SECONDS * 4))
+            except Exception:  # noqa: BLE001, S112 - the status says next round what it was
+                continue
+            workerless_since = self._count_workers(workers, workerless_since)
+            with self._lock:
+                running = list(self._keys)
+            self._check_reruns(running)
+
+    def _count_workers(self, workers: int, since: float | None) -> float | None:
+        now = time.monotonic()
+        if workers:
+            if since is not None:
+                self._notify(f"a Dask worker joined {self.address}", False)  # noqa: FBT003
+            return None
+        if since is None:
+            self._notify(
+                f"no Dask worker at {self.address}: waiting up to {self._worker_wait:g} s "
+                "for one before failing the attempts that wait",
+                True,  # noqa: FBT003
             )
-        return _collect(future)
+            return now
+        if now - since >= self._worker_wait:
+            self._lose(f"no Dask worker at {self.address} for {self._worker_wait:g} s")
+        return since
 
     def _stop_remote(self, token: str, *, immediate: bool) -> bool:
         """Pass a stop to every worker; True if one of them was running the attempt."""
-        answers = self.client.run(kill_remote, token, immediate, on_error="return")
+        try:
+            answers = self.client.run(kill_remote, token, immediate, on_error="return")
+        except Exception:  # noqa: BLE001 - no scheduler to pass it: the workers stop it
+            return False
         return any(answer is True for answer in answers.values())
 
     def close(self) -> None:
-        self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        self._closing.set()
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=_CLOSE_SECONDS)
+        daskcluster.close_quietly(self._cluster)
 
 
 def _collect(future: distributed.Future[RemoteResult]) -> RemoteResult | process.ProcessOutcome:
+    """The attempt's result; a Dask failure (its worker died, say) is a cluster failure."""
     try:
         # The future is done: its result is a small record one fetch away. The bound only
         # keeps a connection that dies during that fetch from holding the attempt for good.
         result = future.result(timeout=_RESULT_SECONDS)
     except distributed.KilledWorker as exc:
-        return process.ProcessOutcome.never_ran(f"worker died: {exc}")
+        reason = f"worker died: {exc}"
     except Exception as exc:  # noqa: BLE001 - any Dask failure is this attempt's failure
-        return process.ProcessOutcome.never_ran(
-            f"dask could not run the attempt: {type(exc).__name__}: {exc}"
-        )
-    if not isinstance(result, RemoteResult):
-        return process.ProcessOutcome.never_ran(
-            f"dask returned {type(result).__name__}, not a RemoteResult"
-        )
-    return result
+        reason = f"dask could not run the attempt: {type(exc).__name__}: {exc}"
+    else:
+        if isinstance(result, RemoteResult):
+            return result
+        reason = f"dask returned {type(result).__name__}, not a RemoteResult"
+    return process.ProcessOutcome.never_ran(f"cluster: {reason}", infrastructure=True)
 
 
 def _key(spec: process.ProcessSpec, token: str) -> str:
@@ -294,66 +324,40 @@ def _note(log_path: str, lines: list[str], body: bytes = b"") -> None:
         log.write("".join(f"{line}\n" for line in lines).encode() + body)
 
 
-def start_local_cluster(*, workers: int, threads: int) -> distributed.LocalCluster:
-    """A loopback cluster whose scheduler hands a dead worker's attempt back to ptx (as a
-    failure its retry policy judges) instead of re-running it elsewhere behind ptx's back."""
-    return distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address=None,
-        # Even without a dashboard the scheduler serves HTTP, on 8787 unless told otherwise;
-        # a second cluster would then warn and move: ask for a free loopback port up front.
-        scheduler_kwargs={"allowed_failures": 0, "dashboard_address": "127.0.0.1:0"},
-    )
-
-
-def connect(address: str | None, *, timeout: float = 10.0) -> DaskExecutor:
-    """An executor on the scheduler at `address`, or on a loopback cluster started for the run."""
+def connect(
+    address: str | None,
+    *,
+    timeout: float = 10.0,
+    worker_wait: float = WORKER_WAIT,
+    notify: Notify = _no_notice,
+) -> DaskExecutor:
+    """An executor on the scheduler at `address`, or on a loopback cluster started for the run.
+    `timeout` bounds reaching the scheduler, handshake included; `worker_wait` how long the
+    cluster may have no worker, at connect and later."""
     cluster = None
     if address is None:
         cpus = safety.available_cores()  # the cores this process may use, not the host's
         cluster = start_local_cluster(workers=min(cpus, 2), threads=max(1, cpus // 2))
         address = cluster.scheduler_address
+    else:
+        daskcluster.handshake(address, timeout)
     try:
         client = distributed.Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
-        _close_quietly(cluster)
+        daskcluster.close_quietly(cluster)
         raise PtxError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     try:
-        _check_cluster(client, address)
+        failures = daskcluster.check_cluster(client, address, worker_wait, notify)
         client.register_plugin(KillOnRelease(), name=KillOnRelease.name)
+        return DaskExecutor(
+            client,
+            address,
+            cluster=cluster,
+            notify=notify,
+            worker_wait=worker_wait,
+            reruns=failures > 0,
+        )
     except BaseException:
         client.close()
-        _close_quietly(cluster)
+        daskcluster.close_quietly(cluster)
         raise
-    return DaskExecutor(client, cluster)
-
-
-def _check_cluster(client: distributed.Client, address: str) -> None:
-    try:
-        client.wait_for_workers(1, timeout=_WORKERS_TIMEOUT)
-    except TimeoutError as exc:
-        raise PtxError(f"no Dask worker joined {address} within {_WORKERS_TIMEOUT:g} s") from exc
-    try:
-        versions = {"scheduler": client.run_on_scheduler(probe), **client.run(probe)}
-    except Exception as exc:
-        raise PtxError(
-            f"ptx is not importable on the Dask cluster at {address}: install the same "
-            f"ptx[dask] on the scheduler and every worker ({type(exc).__name__}: {exc})"
-        ) from exc
-    wrong = {where: found for where, found in versions.items() if found != ptx.__version__}
-    if wrong:
-        where, found = next(iter(wrong.items()))
-        raise PtxError(
-            f"ptx {found} on {where}, {ptx.__version__} here: the Dask cluster at {address} "
-            "needs the same ptx[dask] version everywhere"
-        )
-
-
-def _close_quietly(cluster: distributed.LocalCluster | None) -> None:
-    if cluster is not None:
-        with contextlib.suppress(Exception):
-            cluster.close()

@@ -45,6 +45,9 @@ class ProcessOutcome:
     pid: int  # == pgid (own session); 0 when nothing was spawned
     error: str | None = None  # spawn failure, one line; exit_code 127/126 as a shell would
     memory_exceeded: bool = False  # killed because the tree's RSS passed spec.memory_limit
+    # The failure is the machinery's, not the command's (a Dask worker or scheduler was lost):
+    # it says nothing about the task, so the failure-rate fall-back and breakers leave it out.
+    infrastructure: bool = False
 
     @classmethod
     def never_ran(
@@ -54,6 +57,7 @@ class ProcessOutcome:
         exit_code: int | None = None,
         interrupted: bool = False,
         started_at: float | None = None,
+        infrastructure: bool = False,
     ) -> ProcessOutcome:
         """An attempt whose process never started (or was never heard of again); it ends now,
         and began at `started_at` when the attempt had already spent time getting there."""
@@ -67,6 +71,7 @@ class ProcessOutcome:
             ended_at=now,
             pid=0,
             error=error,
+            infrastructure=infrastructure,
         )
 
 

@@ -135,12 +135,17 @@ class Admission:
         self.breakers.started(unit, request)
         self.guard.started(unit)
 
-    def finished(self, unit: TaskId, status: Status, *, final: bool) -> list[Event]:
-        """An attempt ended (`final`: no retry follows); the events its end causes."""
+    def finished(
+        self, unit: TaskId, status: Status, *, final: bool, infrastructure: bool = False
+    ) -> list[Event]:
+        """An attempt ended (`final`: no retry follows); the events its end causes. A failure
+        of the `infrastructure` (a lost Dask worker) counts for neither breakers nor fall-back."""
         request = self.requests.get(unit, _NO_REQUEST)
         self.resources.release(request)
         self.guard.finished(unit)
         ok = True if status is Status.SUCCEEDED else False if status in FAILURES else None
+        if infrastructure:
+            ok = None
         events: list[Event] = list(self.breakers.finished(unit, request, ok=ok))
         if final and ok is not None:
             degraded = self.failures.record(ok=ok)

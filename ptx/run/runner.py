@@ -182,6 +182,7 @@ class Run:
     def _loop(self, attempts: Attempts) -> None:
         while self.running or (self.starting and not self.queue.is_finished()):
             self._react_to_signals()
+            self.starting = self.starting and self.executor.lost is None  # it says so itself
             self._release_due_retries()
             self._emit_all(self.admission.tick())
             self._start_ready(attempts)
@@ -295,6 +296,7 @@ class Run:
             outcome.exit_code,
             status,
         )
+        track.reason = outcome.error if outcome.infrastructure else None  # "cluster: ..."
         retry_in = self._retry_delay(track)
         self.emit(
             TaskFinished(
@@ -308,7 +310,8 @@ class Run:
                 error=outcome.error,
             )
         )
-        self._emit_all(self.admission.finished(unit, status, final=retry_in is None))
+        final, infra = retry_in is None, outcome.infrastructure
+        self._emit_all(self.admission.finished(unit, status, final=final, infrastructure=infra))
         if status is Status.SUCCEEDED:
             self.queue.done(unit)
             self.status_writer.succeeded(unit)
@@ -337,7 +340,7 @@ class Run:
         self.admission.skipped(unit)
 
     def _retry_delay(self, track: Track) -> float | None:
-        if not self.starting:
+        if not self.starting or self.executor.lost is not None:  # no retry on a lost cluster
             return None
         allowed = policy.retries(track.options, self.config, cli=self.options.retries)
         base = self.config.retry_backoff_seconds

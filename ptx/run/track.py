@@ -33,11 +33,13 @@ class Track:
     command: str | None = None
     withheld: bool = False  # left out: a status set outside ptx (reason says which)
 
-    def result(self, *, interrupted: bool) -> TaskResult:
-        """The unit's entry in the run's result; `interrupted`: the run was."""
+    def result(self, *, interrupted: bool, halted: str | None = None) -> TaskResult:
+        """The unit's entry in the run's result; `interrupted`: the run was; `halted`: why the
+        run started nothing more, when neither an interrupt nor --fail-fast stopped it."""
         reason = self.reason
         if self.status is Status.NOT_RUN and reason is None:
-            reason = "interrupted before it started" if interrupted else "stopped by --fail-fast"
+            reason = "interrupted before it started" if interrupted else halted
+            reason = reason or "stopped by --fail-fast"
         return TaskResult(
             id=self.task.id,
             title=self.task.title,
@@ -66,13 +68,14 @@ def run_result(run: Run, started: float) -> RunResult:
     what the selection blocked, and a target that could not run or a status never written
     fails the run."""
     interrupted = bool(run.signals)
+    halted = None if run.executor.lost is None else f"not started: {run.executor.lost}"
     results, withheld = [], []
     for unit in sorted(run.tracks, key=id_key):
         track = run.tracks[unit]
         if track.withheld:
             withheld.append((unit, track.reason or ""))
         else:
-            results.append(track.result(interrupted=interrupted))
+            results.append(track.result(interrupted=interrupted, halted=halted))
     unwritten = run.status_writer.unwritten()
     failed = bool(run.options.failed_targets or unwritten)
     return RunResult(

@@ -262,7 +262,7 @@ def execute(
     with (
         run_lock(state_dir),
         Journal.open(state_dir) as journal,
-        contextlib.closing(_executor(request)) as executor,
+        contextlib.closing(_executor(request, config, listener)) as executor,
     ):
         remote = executor.slots is not None
         probe = probe or (safety.IdleProbe() if remote else safety.PsutilProbe())
@@ -303,9 +303,16 @@ def execute(
         return run.execute()
 
 
-def _executor(request: RunRequest) -> Executor:
+def _executor(request: RunRequest, config: Config, listener: Listener) -> Executor:
+    def notify(message: str, warning: bool) -> None:
+        listener(Notice(message=message, warning=warning))
+
     return executors.open_executor(
-        request.executor, scheduler=request.scheduler, environ=request.environ
+        request.executor,
+        scheduler=request.scheduler,
+        environ=request.environ,
+        worker_wait=config.dask_worker_wait_seconds,
+        notify=notify,
     )
 
 

@@ -83,6 +83,7 @@ class Config:
     satisfied_statuses: frozenset[str] = DEFAULT_SATISFIED
     held_statuses: frozenset[str] = DEFAULT_HELD  # never scheduled; what waits on them neither
     update_status: bool = False
+    dask_worker_wait_seconds: float = 30.0  # a Dask cluster without any worker, before giving up
     resources: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
     tasks: Mapping[TaskId, TaskOptions] = field(default_factory=lambda: frozen_map(None))
     source: Path | None = field(default=None, compare=False)
@@ -246,6 +247,7 @@ _SETTINGS: Mapping[str, rules.Parser] = {
     "satisfied_statuses": _statuses,
     "held_statuses": _statuses,
     "update_status": _boolean,
+    "dask_worker_wait_seconds": rules.seconds,
     "resources": rules.resources,
 }
 _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
@@ -354,9 +356,7 @@ def _task_id(key: object) -> TaskId | None:
     return None
 
 
-# --- environment -----------------------------------------------------------------------------
-
-
+# --- environment: PTX_* variables over the file ---------------------------------------------
 def _whole_or_text(text: str) -> object:
     return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else text
 

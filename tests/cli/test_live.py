@@ -252,3 +252,9 @@ def test_a_real_run_on_a_terminal_shows_the_table_then_only_the_report(tmp_path:
     report = text[text.rindex("id  task") :]
     assert "▶" not in report  # the table is gone when the report prints
     assert "speedup" in report
+
+
+def test_a_notice_before_the_run_starts_shows_while_ptx_waits_for_a_dask_worker() -> None:
+    view, console, _clock = view_of(120)
+    view(Notice(message="waiting for a first Dask worker at tcp://h:8786 (up to 30 s)"))
+    assert "waiting for a first Dask worker at tcp://h:8786 (up to 30 s)" in frame(view, console)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -12,24 +11,24 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
 
 pytest.importorskip("distributed")
 
+import distributed
 from builders import REPO, SCRIPTS
+from projects import keep_track, no_leftovers  # noqa: F401 - an autouse fixture
 
 from ptx.core.errors import PtxError, UsageError
 from ptx.executors import dask as dask_executor
-from ptx.executors import process
+from ptx.executors import daskworker, process
 from ptx.executors.base import MISSING_DASK, LocalExecutor, open_executor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    import distributed
+    from collections.abc import Iterator
 
     from ptx.executors.base import Executor
 
@@ -68,18 +67,6 @@ def _spec(
     )
 
 
-_SEEN: list[psutil.Process] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_leftovers() -> Iterator[None]:
-    """A failing test must not leave its `sleep 300` behind for the rest of the suite."""
-    yield
-    while _SEEN:
-        with contextlib.suppress(psutil.Error):
-            _SEEN.pop().kill()  # psutil checks the create time: never a reused pid
-
-
 def _pids(path: Path) -> list[int]:
     """The pids a task wrote, once it wrote both lines (its shell and its background sleep)."""
     deadline = time.monotonic() + HANG_GUARD
@@ -87,9 +74,7 @@ def _pids(path: Path) -> list[int]:
         lines = path.read_text().split() if path.exists() else []
         if len(lines) == 2:
             pids = [int(line) for line in lines]
-            for pid in pids:
-                with contextlib.suppress(psutil.Error):
-                    _SEEN.append(psutil.Process(pid))
+            keep_track(pids)
             return pids
         time.sleep(0.02)
     pytest.fail(f"the task never wrote {path}")
@@ -249,10 +234,30 @@ def test_a_killed_worker_is_a_failed_attempt_and_takes_its_processes(
     thread.join(HANG_GUARD)
     assert not thread.is_alive()
     assert results[0].error is not None
-    assert results[0].error.startswith("worker died: ")
-    assert results[0].exit_code is None
+    assert results[0].error.startswith("cluster: worker died: ")
+    assert (results[0].exit_code, results[0].infrastructure) == (None, True)
     assert _gone(pids)
-    assert "[ptx] worker died: " in Path(tmp_path / "logs" / "run" / "7.log").read_text()
+    assert "[ptx] cluster: worker died: " in Path(tmp_path / "logs" / "run" / "7.log").read_text()
+
+
+def test_the_scheduler_tells_which_attempts_a_dead_worker_was_running(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
+    # ptx's backstop for re-runs whose first execution's announcement never left its worker.
+    client = executor.client
+    (tmp_path / "calm").mkdir()
+    calm = client.submit(daskworker.remote_attempt, _spec(tmp_path / "calm", "true"), "c", "t")
+    assert calm.result(timeout=HANG_GUARD).outcome.exit_code == 0
+    spec = _spec(tmp_path, _TWO_PIDS + "wait")
+    doomed = client.submit(daskworker.remote_attempt, spec, "d", "t", key="ptx-test-d")
+    pids = _pids(tmp_path / "pids")
+    workers = set(client.run(os.getpid).values())
+    victim = next(p.pid for p in psutil.Process(pids[0]).parents() if p.pid in workers)
+    os.kill(victim, signal.SIGKILL)
+    with pytest.raises(distributed.KilledWorker):  # the module's cluster allows no re-run
+        doomed.result(timeout=HANG_GUARD)
+    keys = [calm.key, doomed.key, "ptx-never-submitted"]
+    assert client.run_on_scheduler(daskworker.rerun, keys) == ["ptx-test-d"]
 
 
 def test_a_missing_cwd_is_named_with_the_worker(
@@ -277,63 +282,9 @@ def test_a_driver_that_goes_away_leaves_no_remote_process(
     driver.close()  # the scheduler releases its keys; the worker plugin stops the attempt
     thread.join(HANG_GUARD)
     assert _gone(pids)
-    assert results[0].exit_code != 0
-
-
-class _Unanswered:
-    """A future whose client went away: it never resolves and never calls back."""
-
-    def add_done_callback(self, _callback: Callable[[object], None]) -> None:
-        pass
-
-
-class _ClosedClient:
-    status = "closed"
-
-
-def _closed_driver() -> dask_executor.DaskExecutor:
-    """A driver whose client is closed: a stand-in, for only `status` is read."""
-    driver = dask_executor.DaskExecutor.__new__(dask_executor.DaskExecutor)
-    driver.client = cast("distributed.Client", _ClosedClient())
-    return driver
-
-
-def _future(stand_in: object) -> distributed.Future[dask_executor.RemoteResult]:
-    return cast("distributed.Future[dask_executor.RemoteResult]", stand_in)
-
-
-def test_an_attempt_whose_client_closed_under_it_ends_instead_of_waiting_forever() -> None:
-    driver = _closed_driver()
-    ended: list[dask_executor.RemoteResult | process.ProcessOutcome] = []
-    waiting = threading.Thread(
-        target=lambda: ended.append(
-            driver._await(_future(_Unanswered()), "t", process.Stop(), 1.0)
-        ),
-        daemon=True,  # should it hang, it must not hold the test session open
-    )
-    waiting.start()
-    waiting.join(HANG_GUARD)
-    assert ended, "still waiting for a future no client will ever resolve"
-    assert isinstance(ended[0], process.ProcessOutcome)
-    assert ended[0].interrupted
-    assert ended[0].error == "the Dask client is closed: the attempt's end is unknown"
-
-
-class _CancelledByTheClose:
-    """A future that resolved because its client closed; asking for its result never returns."""
-
-    def add_done_callback(self, callback: Callable[[object], None]) -> None:
-        callback(self)
-
-    def result(self, timeout: float | None = None) -> dask_executor.RemoteResult:
-        raise AssertionError(f"asked a closed client for a result (timeout {timeout})")
-
-
-def test_an_attempt_that_ended_with_its_client_closing_does_not_ask_for_its_result() -> None:
-    ended = _closed_driver()._await(_future(_CancelledByTheClose()), "t", process.Stop(), 1.0)
-    assert isinstance(ended, process.ProcessOutcome)
-    assert ended.interrupted
-    assert ended.error == "the Dask client is closed: the attempt's end is unknown"
+    # Nobody asked for a stop: the attempt failed, because of the cluster, not the command.
+    assert (results[0].interrupted, results[0].infrastructure) == (False, True)
+    assert results[0].error == f"cluster: lost the Dask scheduler at {cluster.scheduler_address}"
 
 
 def test_the_local_executor_is_process_run_process(tmp_path: Path) -> None:

@@ -348,6 +348,18 @@ def test_admission_falls_back_to_one_slot_with_a_single_event() -> None:
     assert degraded.reason.startswith("3 of 5 finished tasks failed (60%)")
 
 
+def test_failures_of_the_cluster_neither_fall_back_nor_open_breakers() -> None:
+    gate = admission()
+    events = []
+    for _ in range(6):  # a lost Dask worker fails each attempt it ran
+        gate.started("1")  # asks for db: its breaker would open after three failures
+        events += gate.finished("1", Status.FAILED, final=True, infrastructure=True)
+    assert (gate.slots, events) == (4, [])
+    gate.started("1")
+    events += gate.finished("1", Status.FAILED, final=True)  # the same, from the command
+    assert gate.slots == 4  # one failure among one counted result: too few to judge a run
+
+
 def test_a_breaker_opened_by_failures_stops_its_tasks_without_reserving_units() -> None:
     gate = admission()
     events = []
