@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   := examples/demo
+ISOLATE_DEMO := build/demo-isolate
 
-.PHONY: demo test lint typecheck pytest bench bytecode clean
+.PHONY: demo demo-isolate test lint typecheck pytest bench bytecode clean
 
 # The venv is rebuilt only when pyproject.toml changes; the stamp files record what is installed.
 $(BIN)/python:
@@ -34,6 +35,18 @@ demo: bytecode
 	cd $(DEMO) && ../../$(BIN)/ptx plan -j 4
 	cd $(DEMO) && ../../$(BIN)/ptx run -j 4
 
+# A fresh git repository made from examples/isolate each time; the run ends 1 because of
+# the conflict it is built to show, which is what this target checks.
+demo-isolate: bytecode
+	rm -rf $(ISOLATE_DEMO) && mkdir -p $(ISOLATE_DEMO)
+	cp -R examples/isolate/. $(ISOLATE_DEMO)/
+	cd $(ISOLATE_DEMO) && git init -q && git add -A && \
+		git -c user.name=ptx-demo -c user.email=demo@example.com commit -q -m "demo: start"
+	cd $(ISOLATE_DEMO) && ../../$(BIN)/ptx plan -j 4
+	cd $(ISOLATE_DEMO) && { ../../$(BIN)/ptx run -j 4; status=$$?; \
+		test $$status -eq 1 && echo "demo-isolate: ptx exited 1 because of the conflict above, as intended"; }
+	cd $(ISOLATE_DEMO) && git log --graph --oneline --all
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -52,4 +65,4 @@ bench: $(VENV)/.bench bytecode
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/out
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -rf $(DEMO)/.ptx
+	rm -rf $(DEMO)/.ptx $(ISOLATE_DEMO)

@@ -9,6 +9,8 @@ Cases:
   dask       per-task overhead of the Dask executor against the local one (dask_overhead.py).
   plan-text  `ptx plan` of a 10,000-task file as text (the table of groups) against JSON;
              the goal is text within 2x of JSON.
+  isolation  per-task cost of --isolate on a 5,000-file / 50 MB repository against a shell
+             script running the same git commands (isolation_overhead.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import dags
 import dask_overhead
+import isolation_overhead
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -308,6 +311,7 @@ CASES: dict[str, Callable[[int], list[str]]] = {
     "scheduling": lambda _repeat: dags.run(OUT / "dags", range(1, 9)),
     "dask": lambda _repeat: dask_overhead.run(OUT / "dask"),
     "plan-text": plan_text,
+    "isolation": lambda repeat: isolation_overhead.run(OUT / "isolation", repeat),
 }
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ptx.core.model import Task, TaskList
+
+if TYPE_CHECKING:
+    import sqlite3
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "tests" / "data" / "taskmaster"  # the vendored Taskmaster files, see SOURCES.md
@@ -38,3 +42,15 @@ def tasklist(*tasks: Task, tag: str = "master") -> TaskList:
 def pids_in(path: Path) -> list[int]:
     """The pids commands wrote to `path`, none if it was never written."""
     return [int(word) for word in path.read_text().split()] if path.exists() else []
+
+
+def drop_schema_5(db: sqlite3.Connection) -> None:
+    """Take out what journal schema 5 added, as a store written by an older ptx lacks it."""
+    for table, column in (
+        ("runs", "integration_branch"),
+        ("runs", "integration_base"),
+        ("attempts", "branch"),
+        ("attempts", "commit_sha"),
+        ("attempts", "integration"),
+    ):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")

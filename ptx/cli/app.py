@@ -14,7 +14,7 @@ import typer
 # Start-up is paid by every invocation (2,000 times in the no-op benchmark): only what most
 # commands need is imported here; what one command or option needs is imported where it is used.
 from ptx import __version__
-from ptx.cli import STARTING, check, config, history, run, streams
+from ptx.cli import STARTING, check, clean, config, history, run, streams
 from ptx.cli.common import State
 from ptx.core.errors import ExitCode
 
@@ -34,6 +34,7 @@ app.command()(run.run)
 app.command()(history.report)
 app.command()(history.runs)
 app.command("config")(config.show_config)
+app.command()(clean.clean)
 
 if STARTING:  # every module the command line needs is loaded: Ctrl-C is KeyboardInterrupt again
     signal.signal(signal.SIGINT, signal.default_int_handler)

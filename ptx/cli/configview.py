@@ -49,7 +49,7 @@ def effective(
     if jobs is not None:
         config = dataclasses.replace(config, max_concurrency=jobs)
         sources["max_concurrency"] = "flag --jobs"
-    file = None if config.source is None else config_module.shown_path(config.source, root)
+    file = None if config.source is None else discovery.shown_path(config.source, root)
     return Effective(file=file, settings=settings(config, sources))
 
 

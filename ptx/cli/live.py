@@ -60,9 +60,11 @@ _SYMBOL = {
     "skipped": "↷",
     "interrupted": "■",
     "not-run": "·",
+    "integrating": "⇄",
+    "conflict": "✗",
 }
 # Counted as failed in the header (rows keep a status's value as their state).
-_BAD = frozenset(status.value for status in FAILURES | {Status.INTERRUPTED})
+_BAD = frozenset(status.value for status in FAILURES | {Status.INTERRUPTED, Status.CONFLICT})
 _OPEN = frozenset({"queued", "waiting", "running", "retry"})
 # (column, narrowest terminal that still shows it): narrow terminals drop the extras first.
 _COLUMNS = (
@@ -184,6 +186,10 @@ class LiveView:
         row.ended, row.log = now, event.log or row.log
         if event.retry_in is not None:
             row.state, row.reason = "retry", f"retry in {event.retry_in:.0f} s"
+            return
+        if event.status is Status.INTEGRATING:  # its work waits for its merge
+            row.state, row.reason = "integrating", "merging into the integration branch"
+            self._recent.append(event.id)
             return
         row.state = event.status.value
         self._counts[row.state] += 1

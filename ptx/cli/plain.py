@@ -48,11 +48,14 @@ class PlainView:
         return _progress(event)
 
 
+_PROGRESS = frozenset({Status.SUCCEEDED, Status.INTEGRATING})  # not worth a line with --quiet
+
+
 def _always(event: object) -> str | None:
     """Lines that even --quiet prints: what went wrong, what changed how the run runs."""
     if isinstance(event, Notice):
         return ("warning: " if event.warning else "") + event.message
-    if isinstance(event, TaskFinished) and event.status is not Status.SUCCEEDED:
+    if isinstance(event, TaskFinished) and event.status not in _PROGRESS:
         return _finished(event)
     if isinstance(event, TaskOutput):
         return f"{event.id}| {event.line}"

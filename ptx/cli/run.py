@@ -103,6 +103,14 @@ def run(
             "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS)."
         ),
     ] = None,
+    isolate: Annotated[
+        bool,
+        typer.Option("--isolate", help="Each task in its own git worktree, merged back in order."),
+    ] = False,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="With --isolate: the commit to start from (default HEAD)."),
+    ] = None,
 ) -> None:
     """Run the tasks: every ready task starts as soon as a slot is free."""
     # The run machinery (journal, runner, processes, psutil) is most of ptx's import time;
@@ -136,6 +144,8 @@ def run(
             argv=tuple(sys.argv),
             executor=executor.value,
             scheduler=scheduler,
+            isolate=isolate,
+            base=base,
         )
         if dry_run:
             prepared, lines = workflow.dry_run(request)
@@ -168,8 +178,14 @@ def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
         f"dry run:{resuming} {len(lines)} tasks with -j {prepared.jobs},"
         " in the order they would start"
     )
+    isolation = prepared.isolation
     for unit, command in lines:
-        State.ui.data(f"{unit}\t{command}")
+        if isolation is None:
+            State.ui.data(f"{unit}\t{command}")
+            continue
+        worktrees = isolation.worktrees("<run>", prepared.project.tasks.tag)
+        where = display_path(worktrees.folder / unit)
+        State.ui.data(f"{unit}\t{command}\tworktree {where}\tbranch {worktrees.task_branch(unit)}")
     for unit, reason in prepared.blocked:
         if unit in prepared.failed_targets:
             State.ui.error(f"cannot run target {unit}: {reason}")

@@ -198,6 +198,8 @@ STATUS_STYLE = {  # one colour per state, wherever a task's or a run's state is 
     "skipped": "yellow",
     "interrupted": "magenta",
     "not-run": "dim",
+    "conflict": "bold red",
+    "integrating": "cyan",
 }
 
 
@@ -219,6 +221,7 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
     parts.append(_figures_text(result))
     parts.extend(_safety_lines(result))
     parts.extend(_blocked_lines(result))
+    parts.extend(_integration_lines(result))
     failed = _failed_statuses()
     parts.extend(_failed_block(task) for task in result.tasks if task.status in failed)
     return parts
@@ -272,6 +275,12 @@ def _relative(path: str) -> str:
         return path
 
 
+def _integration_lines(result: RunResult) -> list[Text]:
+    from ptx.outputs.integration import summary_lines  # noqa: PLC0415 - see _failed_statuses
+
+    return [Text(line, style="cyan") for line in summary_lines(result)]
+
+
 def _failed_statuses() -> frozenset[Status]:
     """The statuses that get a FAILED block. An interrupted task did not finish either: its
     block shows how far it got."""
@@ -279,7 +288,7 @@ def _failed_statuses() -> frozenset[Status]:
     # which also print through this module, do without them.
     from ptx.core.events import FAILURES, Status  # noqa: PLC0415 - only a run's report needs it
 
-    return FAILURES | {Status.INTERRUPTED}
+    return FAILURES | {Status.INTERRUPTED, Status.CONFLICT}
 
 
 def _figures_text(result: RunResult) -> Text:
@@ -332,6 +341,8 @@ def _failed_block(task: TaskResult) -> Text:
     code = "" if task.exit_code is None else f" (exit {task.exit_code})"
     text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
     text.append(Text(f"{task.command or ''}\n", style="dim"))
+    if task.integration is not None and task.reason:
+        text.append(Text(f"{task.reason}\n", style="bold red"))
     for line in log_tail(task.log):
         text.append(Text(line + "\n"))
     if task.log and os.path.exists(task.log):  # noqa: PTH110 - ui.py works on str paths

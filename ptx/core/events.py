@@ -20,11 +20,37 @@ class Status(str, enum.Enum):
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
     NOT_RUN = "not-run"
+    # Isolated runs: the command succeeded and its work waits for, or is in, its merge; then
+    # a merge that conflicts ends the task here (counted as failed, never retried).
+    INTEGRATING = "integrating"
+    CONFLICT = "conflict"
 
 
 # An attempt that ran and did not succeed: it counts against breakers and the failure rate,
 # it may be retried, and the report shows it under FAILED.
 FAILURES = frozenset({Status.FAILED, Status.TIMEOUT, Status.MEMORY_EXCEEDED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskIntegration:
+    """What an isolated run did with a task's work."""
+
+    result: str  # merged | no changes | conflict | verify failed | not integrated
+    branch: str | None = None  # the task branch, when the task changed anything
+    commit: str | None = None  # its tip
+    paths: tuple[str, ...] = ()  # the conflicting paths for a conflict, else the changed ones
+    insertions: int = 0
+    deletions: int = 0
+    worktree: str | None = None  # kept for inspection; None once removed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunIntegration:
+    """The integration branch of an isolated run."""
+
+    branch: str
+    base: str  # the commit it started from
+    commit: str  # its tip when the run ended
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +65,7 @@ class TaskResult:
     log: str | None = None
     reason: str | None = None  # why it was skipped or not run
     command: str | None = None
+    integration: TaskIntegration | None = None  # isolated runs only
 
     @property
     def duration(self) -> float | None:
@@ -62,6 +89,7 @@ class RunResult:
     blocked: tuple[tuple[TaskId, str], ...] = ()
     failed_targets: tuple[TaskId, ...] = ()  # of `blocked`, targets asked for: the run failed
     unwritten: tuple[TaskId, ...] = ()  # statuses write-back could not write: the run failed
+    integration: RunIntegration | None = None  # isolated runs only
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # "ptx\0" in SQLite's header (offset 68), so ptx knows its journal from another program's
 # database before writing anything; journals from before it are known by their tables.
 APPLICATION_ID = int.from_bytes(b"ptx\0", "big")
@@ -27,7 +27,7 @@ _SCHEMA = (
         tag TEXT NOT NULL, jobs INTEGER NOT NULL, tasks_file TEXT NOT NULL, argv TEXT NOT NULL,
         resumed_from TEXT REFERENCES runs (run_id),
         owner_pid INTEGER NOT NULL, owner_create_time REAL NOT NULL,
-        report TEXT, units INTEGER, options TEXT
+        report TEXT, units INTEGER, options TEXT, integration_branch TEXT, integration_base TEXT
     )""",
     "CREATE INDEX runs_by_start ON runs (started_at)",
     "CREATE INDEX runs_open ON runs (run_id) WHERE ended_at IS NULL",
@@ -36,6 +36,7 @@ _SCHEMA = (
         attempt INTEGER NOT NULL, command_hash TEXT NOT NULL,
         pgid INTEGER, pgid_create_time REAL, started_at REAL NOT NULL, ended_at REAL,
         exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
+        branch TEXT, commit_sha TEXT, integration TEXT,
         PRIMARY KEY (run_id, task, attempt)
     ) WITHOUT ROWID""",
     """CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)
@@ -52,7 +53,16 @@ _MIGRATE_3_TO_4 = (
     "ALTER TABLE runs ADD COLUMN units INTEGER",
     "ALTER TABLE runs ADD COLUMN options TEXT",
 )
-_MIGRATIONS = ((_MIGRATE_1_TO_2,), (_MIGRATE_2_TO_3,), _MIGRATE_3_TO_4)
+# Schema 5 records isolated runs: the integration branch and its base per run, and per
+# attempt the task branch, its commit and what integration made of it.
+_MIGRATE_4_TO_5 = (
+    "ALTER TABLE runs ADD COLUMN integration_branch TEXT",
+    "ALTER TABLE runs ADD COLUMN integration_base TEXT",
+    "ALTER TABLE attempts ADD COLUMN branch TEXT",
+    "ALTER TABLE attempts ADD COLUMN commit_sha TEXT",
+    "ALTER TABLE attempts ADD COLUMN integration TEXT",
+)
+_MIGRATIONS = ((_MIGRATE_1_TO_2,), (_MIGRATE_2_TO_3,), _MIGRATE_3_TO_4, _MIGRATE_4_TO_5)
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
@@ -105,6 +115,7 @@ def looks_like_ptx(conn: sqlite3.Connection) -> bool:
 
 ATTEMPT_STATUSES = frozenset(
     {"running", "succeeded", "failed", "timeout", "memory-exceeded", "interrupted", "skipped"}
+    | {"integrating", "conflict"}
 )
 RUN_STATUSES = frozenset({"running", "succeeded", "failed", "interrupted", "crashed"})
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from ptx.executors.proctree import run_owner_alive
+from ptx.journal.integration import IntegrationRecords
 from ptx.journal.opening import JournalError, connect, failure
 from ptx.journal.schema import (
     ATTEMPT_STATUSES,
@@ -57,7 +58,7 @@ _UNFINISHED = """ AND tag = ? AND status != 'succeeded'
     ORDER BY started_at DESC, run_id DESC LIMIT 1"""
 
 
-class Journal:
+class Journal(IntegrationRecords):
     """Runs and attempts in SQLite; every write is committed before its call returns, except
     an attempt's end recorded with `later=True`, which the next write or `flush()` commits.
 

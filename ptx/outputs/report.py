@@ -13,6 +13,7 @@ from ptx.core.events import BreakerChanged, Degraded, RunResult, Status, TaskRes
 from ptx.core.model import id_key
 from ptx.executors.logfile import log_end
 from ptx.graph.digraph import Structure, dependents, depths, indexed, kahn, longest_path
+from ptx.outputs import integration
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -110,7 +111,7 @@ def remaining_bound(left: Mapping[TaskId, float], shape: Structure, jobs: int) -
 
 def report_dict(result: RunResult) -> dict[str, Any]:
     numbers = figures(result)
-    return {
+    data = {
         "run_id": result.run_id,
         "status": result.status,
         "jobs": result.jobs,
@@ -143,6 +144,7 @@ def report_dict(result: RunResult) -> dict[str, Any]:
         ],
         "unwritten_statuses": list(result.unwritten),
     }
+    return dict(integration.with_entries(data, result))
 
 
 def _task_dict(task: TaskResult, dependencies: Sequence[TaskId]) -> dict[str, Any]:
@@ -217,6 +219,7 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
             entry["id"] for entry in data.get("blocked") or () if entry.get("target")
         ),
         unwritten=tuple(data.get("unwritten_statuses") or ()),
+        integration=integration.run_from(data.get("integration")),
     )
 
 
@@ -232,6 +235,7 @@ def _task_result(entry: Mapping[str, Any]) -> TaskResult:
         log=entry["log"],
         reason=entry.get("reason"),
         command=entry.get("command"),
+        integration=integration.task_from(entry.get("integration")),
     )
 
 

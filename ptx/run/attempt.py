@@ -8,33 +8,32 @@ import math
 import os
 import queue
 import select
-import shutil
-import tempfile
 import time
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ptx.core.events import Status, TaskSpawned, TaskStarted
 from ptx.executors import process
 from ptx.executors.base import LocalExecutor
 from ptx.run import commands
+from ptx.run.isolation import IsolatedAttempt
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
 
     from ptx.core.events import Listener
     from ptx.core.model import Task, TaskId, TaskOptions
     from ptx.executors.base import Executor
     from ptx.journal.store import Journal
+    from ptx.run.isolation import Worktrees
     from ptx.taskmaster.config import Config
 
 # How long the scheduler thread watches a command it started before a pool thread takes over.
 # Most of a short command's cost is handing it between threads, so one that ends this soon
 # is finished where it started; a longer one is supervised by a pool thread from then on.
 WATCH_SECONDS = 0.05
-_FILE_ROOM = 8192  # tmpfs room counted per PTX_TASK_JSON file: two pages, for a margin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +56,7 @@ class Finished:
     outcome: process.ProcessOutcome
     status: Status  # of the outcome, worked out here so the scheduler thread need not
     command: str
+    isolated: IsolatedAttempt | None = None  # its worktree and work, in an isolated run
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,11 @@ class Attempts:
         emit: Listener,
         submit: Callable[[Callable[[], None]], object],
         executor: Executor,
+        worktrees: Worktrees | None = None,
     ) -> None:
         self.config, self.journal, self.context = config, journal, context
         self.scratch, self.stop, self.emit, self.submit = str(scratch), stop, emit, submit
-        self.executor = executor
+        self.executor, self.worktrees = executor, worktrees
         self.prepared: frozenset[TaskId] = frozenset()  # PTX_TASK_JSON written before the loop
         self.watched: dict[int, _Watched] = {}  # by the leader's pidfd
         self.ended: list[Finished] = []  # ended in this thread, not yet returned by wait()
@@ -123,7 +124,7 @@ class Attempts:
 
     def begin(self, job: Job) -> None:
         """Start the attempt; its result comes out of `wait`."""
-        if not isinstance(self.executor, LocalExecutor):
+        if self.worktrees is not None or not isinstance(self.executor, LocalExecutor):
             self.submit(lambda: self._run_remote(job))
             return
         started = self._launch(job)
@@ -225,8 +226,11 @@ class Attempts:
         )
 
     def _run_remote(self, job: Job) -> None:
-        """In a pool thread: a whole attempt on a remote executor."""
+        """In a pool thread: a whole attempt on a remote executor, or in its own worktree."""
         command = ""
+        worktrees, isolated = self.worktrees, None
+        if worktrees is not None:
+            isolated = IsolatedAttempt(worktrees, task=job.task, attempt=job.attempt, log=job.log)
 
         def outcome() -> process.ProcessOutcome:
             nonlocal command
@@ -235,15 +239,20 @@ class Attempts:
             self._record_start(job, call, time.time())  # before the remote process exists
             self._emit_started(job, command)
             spawned = functools.partial(self._spawned, job)
-            return self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
 
-        self._deliver(job, outcome, lambda: command)
+            def execute(call: commands.Invocation) -> process.ProcessOutcome:
+                return self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
+
+            return execute(call) if isolated is None else isolated.run(call, execute)
+
+        self._deliver(job, outcome, lambda: command, isolated)
 
     def _deliver(
         self,
         job: Job,
         outcome_of: Callable[[], process.ProcessOutcome],
         command_of: Callable[[], str],
+        isolated: IsolatedAttempt | None = None,
     ) -> None:
         """Run `outcome_of` and hand the attempt's end to the scheduler thread, whatever happens:
         the loop must hear of every attempt it began."""
@@ -255,13 +264,17 @@ class Attempts:
                 failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
                 finished = _finished(job, failed, command_of())
             else:
-                finished = self._record_end(job, outcome, command_of())
+                finished = self._record_end(job, outcome, command_of(), isolated=isolated)
         finally:
             if finished is None:
                 stopped = process.ProcessOutcome.never_ran("ptx stopped before the task could run")
                 finished = _finished(job, stopped, command_of())
-            self.inbox.put(finished)
-            os.write(self.wake_write, b"\0")
+            self.post(finished)
+
+    def post(self, finished: Finished) -> None:
+        """From any thread: hand `finished` to the scheduler thread's next `wait`."""
+        self.inbox.put(finished)
+        os.write(self.wake_write, b"\0")
 
     def _invocation(self, job: Job) -> commands.Invocation:
         task_json = self._task_json(job.task.id)
@@ -324,10 +337,16 @@ class Attempts:
         self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
 
     def _record_end(
-        self, job: Job, outcome: process.ProcessOutcome, command: str, *, later: bool = False
+        self,
+        job: Job,
+        outcome: process.ProcessOutcome,
+        command: str,
+        *,
+        later: bool = False,
+        isolated: IsolatedAttempt | None = None,
     ) -> Finished:
         """`later`: committed with the next start, or before the scheduler thread waits."""
-        finished = _finished(job, outcome, command)
+        finished = _finished(job, outcome, command, isolated)
         self.journal.attempt_ended(
             run_id=self.context.run_id,
             task=job.task.id,
@@ -351,13 +370,22 @@ class Attempts:
         )
 
 
-def _finished(job: Job, outcome: process.ProcessOutcome, command: str) -> Finished:
+def _finished(
+    job: Job,
+    outcome: process.ProcessOutcome,
+    command: str,
+    isolated: IsolatedAttempt | None = None,
+) -> Finished:
+    status = status_of(outcome)
+    if status is Status.SUCCEEDED and isolated is not None and isolated.work is not None:
+        status = Status.INTEGRATING if isolated.work.commit is not None else status
     return Finished(
         unit=job.task.id,
         attempt=job.attempt,
         outcome=outcome,
-        status=status_of(outcome),
+        status=status,
         command=command,
+        isolated=isolated,
     )
 
 
@@ -369,27 +397,3 @@ def status_of(outcome: process.ProcessOutcome) -> Status:
     if outcome.timed_out:
         return Status.TIMEOUT
     return Status.SUCCEEDED if outcome.exit_code == 0 else Status.FAILED
-
-
-@contextlib.contextmanager
-def scratch_dir(run_id: str, files: int) -> Iterator[Path]:
-    """Where the PTX_TASK_JSON files of a run's `files` tasks live during it: tmpfs when there
-    is one with room for them all, because creating a file on a disk costs about as much as
-    starting a no-op task; else the system's temporary directory."""
-    path = Path(tempfile.mkdtemp(prefix=f"ptx-{run_id}-", dir=_shm_with_room(files)))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _shm_with_room(files: int) -> str | None:
-    # Each file takes at least a 4 KiB page of tmpfs, and a container's /dev/shm is often
-    # 64 MiB: 100,000 tasks would fill it before the run is a sixth done.
-    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it
-    try:
-        room = os.statvfs(shm)
-    except OSError:
-        return None
-    fits = room.f_bavail * room.f_frsize >= files * _FILE_ROOM
-    return shm if fits and os.path.isdir(shm) and os.access(shm, os.W_OK) else None  # noqa: PTH112

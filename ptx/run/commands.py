@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ptx.executors.logfile import write_all
 from ptx.taskmaster.reader import subtask_number
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
-    from pathlib import Path
+    from collections.abc import Iterable, Iterator, Mapping
 
     from ptx.core.model import Command, Task, TaskId, TaskOptions
     from ptx.taskmaster.config import Config
@@ -35,6 +38,7 @@ _TEXT_VARIABLES = {
     "PTX_TASK_TEST_STRATEGY": "test_strategy",
     "PTX_TASK_PROMPT": "prompt",
 }
+_FILE_ROOM = 8192  # tmpfs room counted per PTX_TASK_JSON file: two pages, for a margin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,3 +238,27 @@ def _write_file(path: str, data: bytes) -> None:
         write_all(fd, data)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def scratch_dir(run_id: str, files: int) -> Iterator[Path]:
+    """Where the PTX_TASK_JSON files of a run's `files` tasks live during it: tmpfs when there
+    is one with room for them all, because creating a file on a disk costs about as much as
+    starting a no-op task; else the system's temporary directory."""
+    path = Path(tempfile.mkdtemp(prefix=f"ptx-{run_id}-", dir=_shm_with_room(files)))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _shm_with_room(files: int) -> str | None:
+    # Each file takes at least a 4 KiB page of tmpfs, and a container's /dev/shm is often
+    # 64 MiB: 100,000 tasks would fill it before the run is a sixth done.
+    shm = "/dev/shm"  # noqa: S108 - a private mkdtemp directory inside it
+    try:
+        room = os.statvfs(shm)
+    except OSError:
+        return None
+    fits = room.f_bavail * room.f_frsize >= files * _FILE_ROOM
+    return shm if fits and os.path.isdir(shm) and os.access(shm, os.W_OK) else None  # noqa: PTH112

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import heapq
 import os
-import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,23 +17,22 @@ from ptx.core.events import (
     RunStarted,
     Status,
     TaskFinished,
-    TaskInfo,
     TaskSkipped,
 )
-from ptx.core.model import id_key
 from ptx.executors import process
 from ptx.executors.base import LocalExecutor
 from ptx.graph import schedule
 from ptx.journal.statedir import log_dir, log_path
 from ptx.outputs.report import stored_report
-from ptx.run import commands, policy, safety, timeslice
+from ptx.run import commands, interrupts, policy, safety, timeslice
 from ptx.run.admission import Admission, requests_of
-from ptx.run.attempt import Attempts, Finished, Job, scratch_dir
+from ptx.run.attempt import Attempts, Finished, Job
+from ptx.run.integration import Session
 from ptx.run.statusfile import StatusWriter
-from ptx.run.track import Track, run_result
+from ptx.run.track import Track, run_result, task_infos
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
     from types import FrameType
 
@@ -44,6 +41,7 @@ if TYPE_CHECKING:
     from ptx.executors.base import Executor
     from ptx.graph.units import Graph
     from ptx.journal.store import Journal
+    from ptx.run.isolation import IsolatedAttempt, Isolation, Worktrees
     from ptx.taskmaster.config import Config
 
 _POLL_SECONDS = 0.1  # how often the loop looks at signals when nothing else happens
@@ -65,10 +63,13 @@ class RunOptions:
     notices: tuple[str, ...] = ()  # told right after the run starts, e.g. why -j was lowered
     blocked: tuple[tuple[TaskId, str], ...] = ()  # what the selection left out, and why
     failed_targets: tuple[TaskId, ...] = ()  # targets among them: the run fails
+    isolation: Isolation | None = None  # each attempt in its own git worktree
 
 
 class Run:
     """One `ptx run`: create with the work graph, call `execute()` once from the main thread."""
+
+    session: Session | None = None  # an isolated run's integration
 
     def __init__(  # noqa: PLR0913 - the collaborators of a run, each needed
         self,
@@ -109,14 +110,15 @@ class Run:
             probe=probe or safety.PsutilProbe(),
         )
         self.survey_due = time.monotonic() + _SURVEY_SECONDS
+        self.integrating: set[TaskId] = set()  # succeeded, their work waiting for its merge
 
     def execute(self) -> RunResult:
         started = time.time()
         context = self._begin()
         with (
-            _signals_caught(self._on_signal),
+            interrupts.caught(self._on_signal),
             timeslice.short_slice(),  # the loop thread gets its core back from its children
-            scratch_dir(self.run_id, len(self.tracks)) as scratch,
+            commands.scratch_dir(self.run_id, len(self.tracks)) as scratch,
             ThreadPoolExecutor(self.options.jobs) as pool,
         ):
             attempts = Attempts(
@@ -130,6 +132,7 @@ class Run:
                 executor=self.executor,
             )
             try:
+                attempts.worktrees = self._open_isolation(attempts.post)
                 attempts.prepare(
                     (track.task for track in self.tracks.values()), lambda: bool(self.signals)
                 )
@@ -140,8 +143,10 @@ class Run:
                 self.stop.request(immediate=True)
                 attempts.hand_over_all()
                 raise
+            finally:
+                integration = self.session.close() if self.session is not None else None
         self.status_writer.finish()
-        result = run_result(self, started)
+        result = dataclasses.replace(run_result(self, started), integration=integration)
         self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
         self.journal.save_report(self.run_id, stored_report(result))
         self.emit(RunFinished(result=result))
@@ -167,7 +172,7 @@ class Run:
                 jobs=self.options.jobs,
                 total=len(self.tracks),
                 log_dir=self.log_dir,
-                tasks=self._infos(),
+                tasks=task_infos(self.tracks, self.work.deps, self.estimates),
             )
         )
         for message in self.options.notices:
@@ -179,8 +184,19 @@ class Run:
             base_env=dict(os.environ),
         )
 
+    def _open_isolation(self, post: Callable[[Finished], None]) -> Worktrees | None:
+        """The run's integration branch and worktree, when it is isolated."""
+        isolation = self.options.isolation
+        if isolation is None:
+            return None
+        worktrees = isolation.worktrees(self.run_id, self.project.tasks.tag)
+        grace = self.config.kill_grace_seconds
+        self.session = Session(worktrees, journal=self.journal, stop=self.stop, post=post)
+        self.session.open(existing=isolation.branch is not None, log_dir=self.log_dir, grace=grace)
+        return worktrees
+
     def _loop(self, attempts: Attempts) -> None:
-        while self.running or (self.starting and not self.queue.is_finished()):
+        while self.running or self.integrating or (self.starting and not self.queue.is_finished()):
             self._react_to_signals()
             self.starting = self.starting and self.executor.lost is None  # it says so itself
             self._release_due_retries()
@@ -241,17 +257,6 @@ class Run:
         for finished in attempts.wait(timeout):
             self._on_finished(finished)
 
-    def _infos(self) -> tuple[TaskInfo, ...]:
-        return tuple(
-            TaskInfo(
-                id=unit,
-                title=self.tracks[unit].task.title,
-                dependencies=self.work.deps.get(unit, ()),
-                estimate=self.estimates.get(unit),
-            )
-            for unit in sorted(self.tracks, key=id_key)
-        )
-
     def _start(self, attempts: Attempts, unit: TaskId) -> None:
         track = self.tracks[unit]
         if track.first_started is None:
@@ -289,6 +294,11 @@ class Run:
     def _on_finished(self, message: Finished) -> None:
         unit, outcome, status = message.unit, message.outcome, message.status
         track = self.tracks[unit]
+        if message.isolated is not None:
+            track.integration = message.isolated.described()
+            if unit in self.integrating:
+                self._on_integrated(message, message.isolated)
+                return
         self.running.discard(unit)
         track.command = message.command or track.command
         track.last_ended, track.exit_code, track.status = (
@@ -298,26 +308,45 @@ class Run:
         )
         track.reason = outcome.error if outcome.infrastructure else None  # "cluster: ..."
         retry_in = self._retry_delay(track)
-        self.emit(
-            TaskFinished(
-                id=unit,
-                attempt=message.attempt,
-                status=status,
-                exit_code=outcome.exit_code,
-                duration=outcome.ended_at - outcome.started_at,
-                log=track.log or "",
-                retry_in=retry_in,
-                error=outcome.error,
-            )
-        )
+        self._announce(message, retry_in, outcome.error)
         final, infra = retry_in is None, outcome.infrastructure
         self._emit_all(self.admission.finished(unit, status, final=final, infrastructure=infra))
         if status is Status.SUCCEEDED:
             self.queue.done(unit)
             self.status_writer.succeeded(unit)
+        elif status is Status.INTEGRATING and self.session and message.isolated:
+            self.integrating.add(unit)
+            self.session.submit(message, message.isolated, track.task.title)
         elif retry_in is not None:
             heapq.heappush(self.delayed, (time.monotonic() + retry_in, unit))
         elif status is not Status.INTERRUPTED:
+            self._give_up(unit)
+
+    def _announce(self, message: Finished, retry_in: float | None, error: str | None) -> None:
+        ended = message.outcome
+        self.emit(
+            TaskFinished(
+                id=message.unit,
+                attempt=message.attempt,
+                status=message.status,
+                exit_code=ended.exit_code,
+                duration=ended.ended_at - ended.started_at,
+                log=self.tracks[message.unit].log or "",
+                retry_in=retry_in,
+                error=error,
+            )
+        )
+
+    def _on_integrated(self, message: Finished, isolated: IsolatedAttempt) -> None:
+        """The integration thread is done with a task's work: it is merged, or not."""
+        unit, track = message.unit, self.tracks[message.unit]
+        self.integrating.discard(unit)
+        track.status, track.reason = message.status, isolated.reason
+        self._announce(message, None, isolated.reason)
+        if message.status is Status.SUCCEEDED:
+            self.queue.done(unit)
+            self.status_writer.succeeded(unit)
+        elif message.status is not Status.INTERRUPTED:
             self._give_up(unit)
 
     def _give_up(self, unit: TaskId) -> None:
@@ -329,7 +358,7 @@ class Run:
 
     def _skip_dependents(self, unit: TaskId) -> None:
         for dependent in self.queue.fail(unit):
-            self._skip(dependent, f"dependency {unit} {self.tracks[unit].status.value}")
+            self._skip(dependent, f"dependency {unit} {self.tracks[unit].failure}")
 
     def _skip(self, unit: TaskId, reason: str, *, withheld: bool = False) -> None:
         """`unit` will not run; `withheld`: left out of the run (a status set outside ptx)."""
@@ -378,18 +407,3 @@ class Run:
 
     def _escalate(self) -> bool:
         return self.signals >= 2 and not self.stop.immediate
-
-
-@contextlib.contextmanager
-def _signals_caught(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP go to `handler` for the run; outside the main thread, nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {number: signal.signal(number, handler) for number in caught}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)

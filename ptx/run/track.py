@@ -6,13 +6,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ptx.core.events import RunResult, Status, TaskResult
+from ptx.core.events import RunResult, Status, TaskInfo, TaskIntegration, TaskResult
 from ptx.core.model import id_key
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
 
-    from ptx.core.model import Task, TaskOptions
+    from ptx.core.model import Task, TaskId, TaskOptions
     from ptx.run.runner import Run
 
 
@@ -32,6 +32,12 @@ class Track:
     log: str | None = None
     command: str | None = None
     withheld: bool = False  # left out: a status set outside ptx (reason says which)
+    integration: TaskIntegration | None = None  # isolated runs: its last attempt's work
+
+    @property
+    def failure(self) -> str:
+        """How it failed, as its dependents' skip reasons say: "conflicted in a.py", "failed"."""
+        return self.reason or "conflict" if self.status is Status.CONFLICT else self.status.value
 
     def result(self, *, interrupted: bool, halted: str | None = None) -> TaskResult:
         """The unit's entry in the run's result; `interrupted`: the run was; `halted`: why the
@@ -51,6 +57,7 @@ class Track:
             log=self.log,
             reason=reason,
             command=self.command,
+            integration=self.integration,
         )
 
 
@@ -91,4 +98,21 @@ def run_result(run: Run, started: float) -> RunResult:
         blocked=tuple(sorted([*run.options.blocked, *withheld], key=lambda b: id_key(b[0]))),
         failed_targets=run.options.failed_targets,
         unwritten=unwritten,
+    )
+
+
+def task_infos(
+    tracks: Mapping[TaskId, Track],
+    deps: Mapping[TaskId, tuple[TaskId, ...]],
+    estimates: Mapping[TaskId, float],
+) -> tuple[TaskInfo, ...]:
+    """What the views need to know of each unit before the run starts, in id order."""
+    return tuple(
+        TaskInfo(
+            id=unit,
+            title=tracks[unit].task.title,
+            dependencies=deps.get(unit, ()),
+            estimate=estimates.get(unit),
+        )
+        for unit in sorted(tracks, key=id_key)
     )

@@ -18,6 +18,8 @@ from ptx.journal import estimates
 from ptx.journal.statedir import STATE_DIR_NAME, run_lock
 from ptx.journal.store import DB_NAME, Journal
 from ptx.run import commands, resume, safety
+from ptx.run import isolation as isolating
+from ptx.run.isolation import Isolation
 from ptx.run.runner import Run, RunOptions
 from ptx.taskmaster import config as config_module
 from ptx.taskmaster import reader as taskmaster
@@ -74,6 +76,8 @@ class RunRequest:
     argv: tuple[str, ...] = ()
     executor: str = "local"  # or "dask"
     scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
+    isolate: bool = False  # each attempt in its own git worktree (also config isolation)
+    base: str | None = None  # the commit an isolated run starts from; None: HEAD
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +92,7 @@ class Prepared:
     resumed: RunInfo | None = None  # the run a --resume continues
     blocked: tuple[tuple[TaskId, str], ...] = ()  # left out because of a status, and why
     failed_targets: tuple[TaskId, ...] = ()  # targets asked for that cannot run
+    isolation: Isolation | None = None  # continuing the resumed run's integration branch
 
 
 def load(request: RunRequest) -> tuple[Project, Config]:
@@ -103,6 +108,7 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     project: Project,
     config: Config,
     journal: Journal | None,
+    isolation: Isolation | None = None,
     *,
     cores: int | None = None,
     slots: int | None = None,
@@ -111,6 +117,7 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     `slots`: what a remote executor can run at once, which replaces this machine's cores as the
     bound."""
     request, resumed = resumed_request(request, journal, project.tasks.tag)
+    isolation = continued(isolation, journal, resumed)
     notices: tuple[str, ...] = ()
     if slots is not None:
         jobs = effective_jobs(request.jobs or slots, config)
@@ -124,6 +131,9 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     tag, tasks = project.tasks.tag, project.tasks.tasks
     history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
     done = journal.succeeded_tasks(resumed.run_id) if journal and resumed else frozenset()
+    if isolation is not None and isolation.branch is not None:  # what reached it is done
+        repo = isolation.repo
+        done |= isolating.integrated_tasks(repo.top, repo.base, isolation.branch)
     selection, known = plan.select_work(
         project.tasks,
         satisfied=config.satisfied_statuses,
@@ -140,11 +150,12 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         work=selection.work,
         estimates=known,
         jobs=jobs,
-        notices=notices,
+        notices=notices + isolation_notices(isolation),
         request=request,
         resumed=resumed,
         blocked=selection.blocked,
         failed_targets=tuple(unit for unit, _ in selection.failed_targets),
+        isolation=isolation,
     )
 
 
@@ -199,6 +210,50 @@ def resumed_request(
     stored = resume.KeptOptions.from_json(info.options)
     changes = resume.merged(resume.kept_options(request), stored)
     return dataclasses.replace(request, **changes), info  # type: ignore[arg-type]
+
+
+def isolation_of(request: RunRequest, project: Project, config: Config) -> Isolation | None:
+    """The isolated run asked for, its preconditions checked before anything is written."""
+    if not request.isolate and config.isolation != "worktree":
+        if request.base is not None:
+            raise UsageError("--base needs --isolate (or isolation: worktree)")
+        return None
+    if request.base is not None and request.resume:
+        raise UsageError("--base cannot be used with --resume: it continues the run's branch")
+    root = project.root
+    repo = isolating.check(
+        root=root,
+        state_dir=root / STATE_DIR_NAME,
+        tasks_file=project.path,
+        base_ref=request.base,
+        workspace=config.workspace,
+    )
+    isolating.check_branches(repo.top, config.integration, tag=project.tasks.tag)
+    return Isolation(repo=repo, workspace=config.workspace, integration=config.integration)
+
+
+def continued(
+    isolation: Isolation | None, journal: Journal | None, resumed: RunInfo | None
+) -> Isolation | None:
+    """A resumed isolated run continues the integration branch of the run it resumes."""
+    found = journal.integration(resumed.run_id) if journal and resumed and isolation else None
+    if isolation is None or found is None:
+        return isolation
+    branch, base = found
+    return dataclasses.replace(
+        isolation, branch=branch, repo=dataclasses.replace(isolation.repo, base=base)
+    )
+
+
+def isolation_notices(isolation: Isolation | None) -> tuple[str, ...]:
+    if isolation is None or not isolation.repo.dirty:
+        return ()
+    repo = isolation.repo
+    message = (
+        f"{repo.dirty} uncommitted change(s) in {repo.top} are not seen by tasks:"
+        f" they start from commit {repo.base[:12]}"
+    )
+    return (message,)
 
 
 def reap_orphans(journal: Journal, grace: float) -> int:
@@ -259,6 +314,7 @@ def execute(
     project, config = load(request)
     state_dir = project.root / STATE_DIR_NAME
     _refuse_errors(project, config)  # before a cluster is started for nothing
+    isolation = isolation_of(request, project, config)
     with (
         run_lock(state_dir),
         Journal.open(state_dir) as journal,
@@ -266,9 +322,8 @@ def execute(
     ):
         remote = executor.slots is not None
         probe = probe or (safety.IdleProbe() if remote else safety.PsutilProbe())
-        prepared = prepare(
-            request, project, config, journal, cores=probe.cores(), slots=executor.slots
-        )
+        slots, cores = executor.slots, probe.cores()
+        prepared = prepare(request, project, config, journal, isolation, cores=cores, slots=slots)
         reap_orphans(journal, config.kill_grace_seconds)
         request = prepared.request or request
         put_back_crashed(journal, project, config, listener)
@@ -295,6 +350,7 @@ def execute(
                 notices=prepared.notices,
                 blocked=prepared.blocked,
                 failed_targets=prepared.failed_targets,
+                isolation=prepared.isolation,
             ),
             listener=listener,
             probe=probe,
@@ -320,6 +376,7 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     """What would start, in the order the scheduler would start it, with each command."""
     project, config = load(request)
     _refuse_errors(project, config)
+    isolation = isolation_of(request, project, config)
     state_dir = project.root / STATE_DIR_NAME
     # Read only: a dry run never creates the journal.
     with (
@@ -327,7 +384,7 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
         if request.resume and (state_dir / DB_NAME).is_file()
         else contextlib.nullcontext()
     ) as journal:
-        prepared = prepare(request, project, config, journal)
+        prepared = prepare(request, project, config, journal, isolation)
     work = prepared.work
     simulation = schedule.simulate(work, prepared.estimates, prepared.jobs)
     order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))

@@ -18,8 +18,9 @@ from ptx.core.model import (
     TaskOptions,
     frozen_map,
 )
+from ptx.taskmaster import isolation as isolation_keys
 from ptx.taskmaster import options as rules
-from ptx.taskmaster.discovery import read_regular
+from ptx.taskmaster.discovery import read_regular, shown_path
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -86,6 +87,9 @@ class Config:
     dask_worker_wait_seconds: float = 30.0  # a Dask cluster without any worker, before giving up
     resources: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
     tasks: Mapping[TaskId, TaskOptions] = field(default_factory=lambda: frozen_map(None))
+    isolation: isolation_keys.Mode = "none"  # "worktree": each attempt in its own git worktree
+    workspace: isolation_keys.Workspace = field(default_factory=isolation_keys.Workspace)
+    integration: isolation_keys.Integration = field(default_factory=isolation_keys.Integration)
     source: Path | None = field(default=None, compare=False)
 
 
@@ -141,14 +145,6 @@ def _locate(path: Path | None, *, root: Path, environ: Mapping[str, str]) -> Pat
         return named
     candidate = root / DEFAULT_PATH
     return candidate if candidate.exists() else None
-
-
-def shown_path(path: Path, root: Path) -> str:
-    """`path` relative to the project `root` when inside it, else as given."""
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
 
 
 # --- reading YAML ----------------------------------------------------------------------------
@@ -249,6 +245,7 @@ _SETTINGS: Mapping[str, rules.Parser] = {
     "update_status": _boolean,
     "dask_worker_wait_seconds": rules.seconds,
     "resources": rules.resources,
+    "isolation": isolation_keys.MODE,
 }
 _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
     "safety_thresholds": (
@@ -279,6 +276,7 @@ _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
         Monitoring,
         dict.fromkeys(("metrics_enabled", "detailed_logging", "performance_tracking"), _boolean),
     ),
+    **isolation_keys.SECTIONS,
 }
 
 

@@ -295,3 +295,11 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """`path` relative to the project `root` when inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

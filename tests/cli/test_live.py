@@ -145,6 +145,35 @@ def test_finished_failed_skipped_and_retried_tasks_show_their_states(tmp_path: P
     assert states["4"].endswith("dependency 2 failed")
 
 
+def test_isolated_tasks_show_integrating_then_conflict_or_succeeded(tmp_path: Path) -> None:
+    view, console, _ = view_of(120)
+    view(RunStarted(run_id="R", jobs=2, total=3, log_dir=str(tmp_path), tasks=infos(3)))
+    for unit in ("1", "2", "3"):
+        view(started(unit, tmp_path / f"{unit}.log"))
+        view(finished(unit, Status.INTEGRATING))
+    lines = frame(view, console)
+    assert "0/3 done  0 running  0 failed" in lines[0]
+    states = {line.split()[0]: line for line in lines[2:5]}
+    assert all("⇄ integrating" in states[unit] for unit in ("1", "2", "3"))
+    view(finished("1"))
+    conflict = TaskFinished(
+        id="2",
+        attempt=1,
+        status=Status.CONFLICT,
+        exit_code=0,
+        duration=1.0,
+        log="",
+        error="conflicted in a.py",
+    )
+    view(conflict)
+    lines = frame(view, console)[-6:]
+    assert "1/3 done  0 running  1 failed" in lines[0]
+    states = {line.split()[0]: line for line in lines[2:5]}
+    assert "✓ succeeded" in states["1"]
+    assert "✗ conflict" in states["2"]
+    assert "⇄ integrating" in states["3"]
+
+
 def test_with_hundreds_of_tasks_the_rows_that_matter_fit_the_terminal(tmp_path: Path) -> None:
     view, console, _ = view_of(120, height=20)
     view(RunStarted(run_id="R", jobs=4, total=300, log_dir=str(tmp_path), tasks=infos(300)))

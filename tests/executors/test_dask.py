@@ -390,3 +390,44 @@ def test_capacities_hold_across_workers(cluster: distributed.LocalCluster, tmp_p
         most = max(most, running)
     assert len(events) == 8
     assert most == 1  # four workers' threads were free, the db allowed one at a time
+
+
+def test_isolation_works_on_workers_that_share_the_filesystem(
+    cluster: distributed.LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver makes, commits and merges the worktrees; the worker runs the task in one."""
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Tess Ter")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "tess@example.com")
+    tasks = [
+        {"id": 1, "title": "one", "status": "pending", "dependencies": [],
+         "metadata": {"ptx": {"command": "echo one > one.txt"}}},
+        {"id": 2, "title": "two", "status": "pending", "dependencies": [1],
+         "metadata": {"ptx": {"command": "cat one.txt ready > two.txt"}}},
+    ]  # fmt: skip
+    path = tmp_path / ".taskmaster" / "tasks" / "tasks.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"master": {"tasks": tasks}}))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "parallel-execution.yaml").write_text(
+        "parallel_execution:\n  workspace: {setup: 'echo set > ready'}\n"
+    )
+    (tmp_path / ".gitignore").write_text("ready\n")
+    for argv in (("init", "-q"), ("add", "--all"), ("commit", "-q", "-m", "start")):
+        subprocess.run(["git", "-C", str(tmp_path), *argv], check=True, capture_output=True)
+    done = _ptx(
+        tmp_path,
+        *("run", "--isolate", "-j", "2", "--report-json", "r.json"),
+        *("--executor", "dask", "--scheduler", cluster.scheduler_address),
+    )
+    assert done.returncode == 0, done.stderr
+    branch = json.loads((tmp_path / "r.json").read_text())["integration"]["branch"]
+    shown = subprocess.run(
+        ["git", "-C", str(tmp_path), "show", f"{branch}:two.txt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout == "one\nset\n"
+    logs = sorted((tmp_path / ".ptx" / "logs").glob("*/2.log"))
+    assert "ran on Dask worker" in logs[0].read_text()

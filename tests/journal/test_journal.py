@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 import pytest
-from builders import SCRIPTS
+from builders import SCRIPTS, drop_schema_5
 
 from ptx.core.errors import ExitCode
 from ptx.journal.opening import JournalError
@@ -347,7 +347,7 @@ def test_schema_version_mismatch_is_refused(state: Path) -> None:
     with sqlite3.connect(state / DB_NAME) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 4") as err:
+    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 5") as err:
         Journal.open(state)
     assert err.value.exit_code == ExitCode.BAD_INPUT
 
@@ -383,6 +383,7 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
         db.execute("CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL")
         db.execute("ALTER TABLE runs DROP COLUMN units")
         db.execute("ALTER TABLE runs DROP COLUMN options")
+        drop_schema_5(db)
         db.execute("PRAGMA user_version = 2")
     db.close()
 
@@ -391,7 +392,7 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
             (dead_run, "2", 4242)
         ]
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert "attempts_open" not in indexes
@@ -419,3 +420,20 @@ def test_estimates_of_more_tasks_than_one_statement_asks_for(journal: Journal) -
     found = journal.estimates("m", hashes)
 
     assert found == {str(number): pytest.approx(float(number)) for number in range(count)}
+
+
+def test_a_version_4_journal_gains_the_isolation_columns_and_keeps_its_runs(state: Path) -> None:
+    with Journal.open(state) as journal:
+        run_id = journal.start_run(tag="master", jobs=1, tasks_file="t.json", argv=["ptx"])
+    with sqlite3.connect(state / DB_NAME) as db:  # what a version-4 ptx left behind
+        drop_schema_5(db)
+        db.execute("PRAGMA user_version = 4")
+    db.close()
+    with Journal.open(state) as journal:
+        assert journal.run(run_id) is not None
+        assert journal.integration(run_id) is None
+        journal.record_integration(run_id, branch="ptx/master/r", base="abc")
+        assert journal.integration(run_id) == ("ptx/master/r", "abc")
+    with sqlite3.connect(state / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+    db.close()

@@ -9,8 +9,8 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import drop_schema_5, tasklist
 from builders import task as graph_task
-from builders import tasklist
 from projects import make_project, ptx, task
 from rich.console import Console
 
@@ -277,6 +277,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-1 ptx left behind
         for column in ("report", "units", "options"):
             db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        drop_schema_5(db)
         db.execute("PRAGMA user_version = 1")
     db.close()
     with Journal.open(state) as journal:
@@ -285,7 +286,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
         journal.save_report(run_id, '{"kept": true}')
         assert journal.report(run_id) == '{"kept": true}'
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     db.close()
 
 

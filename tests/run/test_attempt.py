@@ -334,9 +334,9 @@ def test_a_retry_gets_back_the_task_json_its_first_attempt_removed(harness: _Har
     reason="no writable tmpfs at /dev/shm",
 )
 def test_task_files_go_to_tmpfs_only_when_it_has_room_for_them_all() -> None:
-    with attempt.scratch_dir("r", 1) as few:
+    with commands.scratch_dir("r", 1) as few:
         assert few.parent == Path("/dev/shm")
-    with attempt.scratch_dir("r", 10**12) as many:  # more pages than any tmpfs has
+    with commands.scratch_dir("r", 10**12) as many:  # more pages than any tmpfs has
         assert many.parent == Path(tempfile.gettempdir())
     assert not few.exists()
     assert not many.exists()

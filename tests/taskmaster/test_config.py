@@ -111,7 +111,8 @@ def test_the_shipped_file_documents_every_key() -> None:
     document = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))["parallel_execution"]
     fields = {f.name for f in dataclasses.fields(Config)} - {"source"}
     assert set(document) == fields
-    for name in ("safety_thresholds", "circuit_breaker", "resource_limits", "monitoring"):
+    sections = ("safety_thresholds", "circuit_breaker", "resource_limits", "monitoring")
+    for name in (*sections, "workspace", "integration"):
         nested = type(getattr(default_config(), name))
         assert set(document[name]) == {f.name for f in dataclasses.fields(nested)}
 
@@ -303,6 +304,20 @@ def _problem(key: str, message: str) -> str:
             'must be a byte count > 0 or a quantity such as "512Mi" or "2G", got 0',
         ),
         ("monitoring.metrics_enabled", "null", "must be true or false, got null"),
+        ("isolation", "git", 'must be one of none, worktree, got "git"'),
+        ("workspace.copy", ".env", 'must be a list of glob patterns, got ".env"'),
+        ("workspace.refuse_dirty", "1", "must be true or false, got 1"),
+        ("integration.strategy", "rebase", 'must be one of merge, squash, got "rebase"'),
+        (
+            "integration.task_branch",
+            "ptx/task",
+            'must be a branch name template containing {id}, got "ptx/task"',
+        ),
+        (
+            "integration.branch",
+            "ptx/{tag}",
+            'must be a branch name template containing {run}, got "ptx/{tag}"',
+        ),
         (
             "command",
             '""',
