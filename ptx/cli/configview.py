@@ -12,6 +12,7 @@ from ptx.core.errors import InputError
 from ptx.core.model import TaskOptions
 from ptx.taskmaster import config as config_module
 from ptx.taskmaster import discovery
+from ptx.taskmaster.isolation import Settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,7 +65,10 @@ def _root(tasks_file: Path | None, cwd: Path) -> Path:
 def settings(config: Config, sources: Mapping[str, str]) -> tuple[Setting, ...]:
     """Every setting of `config` in declaration order, sections split into their keys."""
     found: list[Setting] = []
-    for field in dataclasses.fields(config):
+    # The isolation keys come from Config's base class, so first among its fields; they are
+    # shown last, where the shipped file has them.
+    later = {field.name for field in dataclasses.fields(Settings)}
+    for field in sorted(dataclasses.fields(config), key=lambda field: field.name in later):
         if field.name == "source":
             continue
         value = getattr(config, field.name)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ptx.journal.store import Journal
     from ptx.run.attempt import Finished
     from ptx.run.isolation import IsolatedAttempt, Work, Worktrees
+    from ptx.run.runner import Run
 
 VERIFY_TIMEOUT = None  # a verification runs as long as it needs; Ctrl-C stops it
 
@@ -225,3 +226,18 @@ class Session:
             base=self.worktrees.repo.base,
             commit=self.worktrees.tip(),
         )
+
+
+def open_session(
+    run: Run, post: Callable[[Finished], None]
+) -> tuple[Session | None, Worktrees | None]:
+    """The integration session and worktrees of `run`, opened, when it is isolated; `post`
+    hands each integrated attempt back to the run's loop."""
+    isolation = run.options.isolation
+    if isolation is None:
+        return None, None
+    worktrees = isolation.worktrees(run.run_id, run.project.tasks.tag)
+    session = Session(worktrees, journal=run.journal, stop=run.stop, post=post)
+    grace = run.config.kill_grace_seconds
+    session.open(existing=isolation.branch is not None, log_dir=run.log_dir, grace=grace)
+    return session, worktrees

@@ -27,12 +27,12 @@ from ptx.outputs.report import stored_report
 from ptx.run import commands, interrupts, policy, safety, timeslice
 from ptx.run.admission import Admission, requests_of
 from ptx.run.attempt import Attempts, Finished, Job
-from ptx.run.integration import Session
+from ptx.run.integration import Session, open_session
 from ptx.run.statusfile import StatusWriter
 from ptx.run.track import Track, run_result, task_infos
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
     from types import FrameType
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ptx.executors.base import Executor
     from ptx.graph.units import Graph
     from ptx.journal.store import Journal
-    from ptx.run.isolation import IsolatedAttempt, Isolation, Worktrees
+    from ptx.run.isolation import IsolatedAttempt, Isolation
     from ptx.taskmaster.config import Config
 
 _POLL_SECONDS = 0.1  # how often the loop looks at signals when nothing else happens
@@ -132,7 +132,7 @@ class Run:
                 executor=self.executor,
             )
             try:
-                attempts.worktrees = self._open_isolation(attempts.post)
+                self.session, attempts.worktrees = open_session(self, attempts.post)
                 attempts.prepare(
                     (track.task for track in self.tracks.values()), lambda: bool(self.signals)
                 )
@@ -183,17 +183,6 @@ class Run:
             run_id=self.run_id,
             base_env=dict(os.environ),
         )
-
-    def _open_isolation(self, post: Callable[[Finished], None]) -> Worktrees | None:
-        """The run's integration branch and worktree, when it is isolated."""
-        isolation = self.options.isolation
-        if isolation is None:
-            return None
-        worktrees = isolation.worktrees(self.run_id, self.project.tasks.tag)
-        grace = self.config.kill_grace_seconds
-        self.session = Session(worktrees, journal=self.journal, stop=self.stop, post=post)
-        self.session.open(existing=isolation.branch is not None, log_dir=self.log_dir, grace=grace)
-        return worktrees
 
     def _loop(self, attempts: Attempts) -> None:
         while self.running or self.integrating or (self.starting and not self.queue.is_finished()):

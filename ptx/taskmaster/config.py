@@ -66,7 +66,7 @@ class Monitoring:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
+class Config(isolation_keys.Settings):
     """Every setting of `parallel_execution:`; `source` is the file it came from, if any."""
 
     enabled: bool = True
@@ -87,9 +87,6 @@ class Config:
     dask_worker_wait_seconds: float = 30.0  # a Dask cluster without any worker, before giving up
     resources: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
     tasks: Mapping[TaskId, TaskOptions] = field(default_factory=lambda: frozen_map(None))
-    isolation: isolation_keys.Mode = "none"  # "worktree": each attempt in its own git worktree
-    workspace: isolation_keys.Workspace = field(default_factory=isolation_keys.Workspace)
-    integration: isolation_keys.Integration = field(default_factory=isolation_keys.Integration)
     source: Path | None = field(default=None, compare=False)
 
 

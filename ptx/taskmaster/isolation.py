@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ptx.taskmaster import options as rules
@@ -34,6 +34,15 @@ class Integration:
     verify: Command | None = None  # run in the integration worktree after each merge
     branch: str = DEFAULT_BRANCH
     task_branch: str = DEFAULT_TASK_BRANCH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """The isolation keys of `Config` (its base class), kept with their rules."""
+
+    isolation: Mode = "none"  # "worktree": each attempt in its own git worktree
+    workspace: Workspace = field(default_factory=Workspace)
+    integration: Integration = field(default_factory=Integration)
 
 
 def _globs(value: object) -> tuple[str, ...]:
