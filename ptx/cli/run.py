@@ -144,7 +144,7 @@ def run(
             argv=tuple(sys.argv),
             executor=executor.value,
             scheduler=scheduler,
-            isolate=isolate,
+            isolate=isolate or None,  # not given: a --resume keeps the resumed run's
             base=base,
         )
         if dry_run:

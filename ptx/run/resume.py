@@ -20,8 +20,8 @@ class KeptOptions:
     """The options of a run that a `--resume` of it keeps unless they are given again; None
     (or no targets) means "not given". The journal keeps them as JSON in the run's row.
 
-    This is the one place a new option joins them (`--isolate` will): add its field here, as
-    it is on `RunRequest`, and `kept_options`, `merged` and the journal all follow."""
+    This is the one place a new option joins them: add its field here, as it is on
+    `RunRequest`, and `kept_options`, `merged` and the journal all follow."""
 
     jobs: int | None = None
     update_status: bool | None = None
@@ -29,6 +29,7 @@ class KeptOptions:
     retries: int | None = None
     subtasks: bool | None = None
     targets: tuple[TaskId, ...] = ()
+    isolate: bool | None = None  # a resumed isolated run continues its integration branch
 
     def to_json(self) -> str:
         return json.dumps(

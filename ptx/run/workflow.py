@@ -76,7 +76,7 @@ class RunRequest:
     argv: tuple[str, ...] = ()
     executor: str = "local"  # or "dask"
     scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
-    isolate: bool = False  # each attempt in its own git worktree (also config isolation)
+    isolate: bool | None = None  # each attempt in its own git worktree (or config isolation)
     base: str | None = None  # the commit an isolated run starts from; None: HEAD
 
 
@@ -117,7 +117,8 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     `slots`: what a remote executor can run at once, which replaces this machine's cores as the
     bound."""
     request, resumed = resumed_request(request, journal, project.tasks.tag)
-    isolation = continued(isolation, journal, resumed)
+    # A resumed isolated run is isolated too, its preconditions checked now if not before.
+    isolation = continued(isolation or isolation_of(request, project, config), journal, resumed)
     notices: tuple[str, ...] = ()
     if slots is not None:
         jobs = effective_jobs(request.jobs or slots, config)

@@ -435,7 +435,7 @@ def test_kill_9_then_resume_finishes_without_rerunning_integrated_tasks(
     first.send_signal(signal.SIGKILL)
     first.wait(HANG_GUARD)
     go.touch()
-    result = run(root, "--resume")
+    result = ptx(root, "run", "--resume", "--report-json", str(root / "report.json"))  # kept
     assert result.returncode == 0, result.stderr
     assert counter.read_text() == "1\n"  # task 1 was integrated: not run again
     report = report_of(root)
@@ -545,6 +545,8 @@ def test_clean_after_kill_9_ends_the_dead_runs_tasks_and_removes_their_worktrees
     first = spawn(root, "run", "--isolate", "--plain")
     background.append(first)
     wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "task 1 to run")
+    # Only a group the journal knows can be ended: ptx records it just after the spawn.
+    wait_for(lambda: any(record.pgid for record in attempts(root)), "the journal to have it")
     pid = int(pid_file.read_text())
     first.send_signal(signal.SIGKILL)
     first.wait(HANG_GUARD)
