@@ -3,6 +3,7 @@ it one at a time, with the optional verification after each merge."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING
 from ptx.core.errors import UsageError
 from ptx.core.events import RunIntegration, Status, TaskIntegration
 from ptx.executors import git, process
+from ptx.executors.git import GitError
 from ptx.run import commands
 from ptx.run.isolation import INTEGRATION_WORKTREE, exclude_state, remove, worktrees_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from ptx.core.model import Command
     from ptx.journal.store import Journal
@@ -71,7 +74,8 @@ class Integrator:
     def close(self) -> None:
         """Remove the integration worktree; the branch stays for the user to adopt."""
         if self.path.exists():
-            remove(self.top, self.path)
+            with self.worktrees.admin:
+                remove(self.top, self.path)
 
     def integrate(self, unit: str, title: str, work: Work, branch: str) -> Merged:
         """Merge one task's committed work, verify the result, then commit it: the branch
@@ -241,3 +245,13 @@ def open_session(
     grace = run.config.kill_grace_seconds
     session.open(existing=isolation.branch is not None, log_dir=run.log_dir, grace=grace)
     return session, worktrees
+
+
+def integrated_tasks(top: Path, base: str, branch: str) -> frozenset[str]:
+    """Tasks whose work is on `branch` since `base`, read from the Ptx-Task trailers."""
+    with contextlib.suppress(GitError):
+        found = git.lines(
+            top, "log", "--format=%(trailers:key=Ptx-Task,valueonly)", f"{base}..{branch}"
+        )
+        return frozenset(line.strip() for line in found)
+    return frozenset()

@@ -3,10 +3,10 @@ creation at the integration branch's tip to the commit of what the task left."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +191,9 @@ class Worktrees:
         self.repo, self.branch, self.run_id, self.tag = repo, branch, run_id, tag
         self.workspace, self.integration = workspace, integration
         self.folder = repo.top / repo.state / WORKTREES / run_id
+        # `git worktree add` run twice at once can read the other's half-made entry under
+        # .git/worktrees ("failed to read .../commondir"): adding and removing take turns.
+        self.admin = threading.Lock()
 
     @functools.cached_property
     def identity(self) -> dict[str, str]:
@@ -209,7 +212,8 @@ class Worktrees:
         if path.exists():  # an earlier run's, recorded under the same run id: never reused
             remove(self.repo.top, path)
         base = self.tip()
-        git.git(self.repo.top, "worktree", "add", "--detach", "--quiet", str(path), base)
+        with self.admin:
+            git.git(self.repo.top, "worktree", "add", "--detach", "--quiet", str(path), base)
         lease = Lease(
             path=path, base=base, branch=self.task_branch(unit), cwd=path / self.repo.project
         )
@@ -257,7 +261,8 @@ class Worktrees:
         return tuple(changed)
 
     def release(self, lease: Lease) -> None:
-        remove(self.repo.top, lease.path)
+        with self.admin:
+            remove(self.repo.top, lease.path)
 
 
 def changes(where: Path, old: str, new: str) -> tuple[tuple[str, ...], int, int]:
@@ -276,16 +281,6 @@ def remove(top: Path, path: Path) -> None:
     gone = git.git(top, "worktree", "remove", "--force", "--force", str(path), check=False)
     if gone.code != 0 and not path.exists():
         git.git(top, "worktree", "prune")
-
-
-def integrated_tasks(top: Path, base: str, branch: str) -> frozenset[str]:
-    """Tasks whose work is on `branch` since `base`, read from the Ptx-Task trailers."""
-    with contextlib.suppress(GitError):
-        found = git.lines(
-            top, "log", "--format=%(trailers:key=Ptx-Task,valueonly)", f"{base}..{branch}"
-        )
-        return frozenset(line.strip() for line in found)
-    return frozenset()
 
 
 def worktrees_of(top: Path) -> Mapping[Path, str | None]:

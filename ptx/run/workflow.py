@@ -19,6 +19,7 @@ from ptx.journal.statedir import STATE_DIR_NAME, run_lock
 from ptx.journal.store import DB_NAME, Journal
 from ptx.run import commands, resume, safety
 from ptx.run import isolation as isolating
+from ptx.run.integration import integrated_tasks
 from ptx.run.isolation import Isolation
 from ptx.run.runner import Run, RunOptions
 from ptx.taskmaster import config as config_module
@@ -134,7 +135,7 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     done = journal.succeeded_tasks(resumed.run_id) if journal and resumed else frozenset()
     if isolation is not None and isolation.branch is not None:  # what reached it is done
         repo = isolation.repo
-        done |= isolating.integrated_tasks(repo.top, repo.base, isolation.branch)
+        done |= integrated_tasks(repo.top, repo.base, isolation.branch)
     selection, known = plan.select_work(
         project.tasks,
         satisfied=config.satisfied_statuses,
