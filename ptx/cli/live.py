@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 import time
@@ -10,13 +9,13 @@ from collections import Counter, deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from ptx.cli.follow import last_line
+from ptx.cli.treeprobe import TreeProbe
 from ptx.cli.ui import STATUS_STYLE, short_duration, short_size
 from ptx.core.events import (
     FAILURES,
@@ -24,6 +23,7 @@ from ptx.core.events import (
     Degraded,
     Notice,
     RunStarted,
+    StartsHeld,
     Status,
     TaskFinished,
     TaskSkipped,
@@ -32,7 +32,6 @@ from ptx.core.events import (
     TaskWaiting,
 )
 from ptx.core.model import id_key
-from ptx.executors.proctree import tree_pids
 from ptx.outputs.report import graph_of, remaining_bound
 
 if TYPE_CHECKING:
@@ -63,8 +62,10 @@ _SYMBOL = {
     "integrating": "⇄",
     "conflict": "✗",
 }
-# Counted as failed in the header (rows keep a status's value as their state).
-_BAD = frozenset(status.value for status in FAILURES | {Status.INTERRUPTED, Status.CONFLICT})
+# Counted as failed in the header (rows keep a status's value as their state); interrupted
+# tasks are counted apart: they did not fail, they were stopped.
+_FAILED = frozenset(status.value for status in FAILURES | {Status.CONFLICT})
+_BAD = _FAILED | {Status.INTERRUPTED.value}
 _OPEN = frozenset({"queued", "waiting", "running", "retry"})
 # (column, narrowest terminal that still shows it): narrow terminals drop the extras first.
 _COLUMNS = (
@@ -106,6 +107,7 @@ class _Snapshot:
     counts: Counter[str]
     running: int
     notices: list[tuple[str, str]]
+    held: str | None
 
 
 class LiveView:
@@ -123,8 +125,9 @@ class LiveView:
         self._counts: Counter[str] = Counter()
         self._notices: list[tuple[str, str]] = []
         self._run_id, self._jobs, self._began = "", 1, clock()
+        self._held: str | None = None  # the machine guard holding every start now
         # Touched only by the drawing thread:
-        self._probe = _TreeProbe()
+        self._probe = TreeProbe()
         self._tails: dict[str, tuple[int, str]] = {}  # log -> (size when read, last line)
         self._sampled = -SAMPLE_SECONDS
         self._left: float | None = None
@@ -160,6 +163,8 @@ class LiveView:
                 row.pid = event.pid if event.attempt == row.attempt else row.pid
             elif isinstance(event, TaskWaiting | TaskSkipped):
                 self._not_running(event)
+            elif isinstance(event, StartsHeld):
+                self._held = event.guard
             else:
                 self._notice(event)
 
@@ -241,6 +246,7 @@ class LiveView:
                 counts=Counter(self._counts),
                 running=len(self._running),
                 notices=self._notices[-NOTICES:],
+                held=self._held,
             )
 
     def _choose(self, room: int) -> list[TaskId]:
@@ -269,9 +275,8 @@ class LiveView:
     def _header(self, snapshot: _Snapshot, now: float, width: int) -> Text:
         """The run in one line; on a narrow terminal the least useful parts go first."""
         counts = snapshot.counts
-        failed = sum(counts[state] for state in _BAD)
-        # Predicted once a second: count down in between.
-        left = "?" if self._left is None else "~" + short_duration(self._left - now + self._sampled)
+        failed = sum(counts[state] for state in _FAILED)
+        interrupted = counts[Status.INTERRUPTED.value]
         parts = [  # (text, style, droppable)
             (f"ptx {self._run_id}", "bold", True),
             (f"{counts['succeeded']}/{len(self._rows)} done", "green", False),
@@ -280,8 +285,12 @@ class LiveView:
             (f"{counts['skipped']} skipped", "", True),
             (f"workers {snapshot.running}/{self._jobs}", "", True),
             (f"elapsed {short_duration(now - self._began)}", "", False),
-            (f"remaining {left}", "", False),
+            (f"remaining {self._remaining(now)}", "", False),
         ]
+        if interrupted:
+            parts.insert(4, (f"{interrupted} interrupted", "magenta", False))
+        if snapshot.held is not None:
+            parts.insert(2, (f"starts held: {snapshot.held}", "bold yellow", False))
         while sum(len(part) + 2 for part, _, _ in parts) > width and any(p[2] for p in parts):
             parts.remove(next(part for part in parts if part[2]))  # the first droppable goes
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -336,53 +345,42 @@ class LiveView:
             self._tails[log] = cached
         return cached[1]
 
+    def _remaining(self, now: float) -> str:
+        """Predicted once a second, counted down in between; never under a second while work
+        is left (a task past its estimate is not about to end for that)."""
+        if self._left is None:
+            return "?"
+        if self._left <= 0:
+            return "~0s"
+        return "~" + short_duration(max(1.0, self._left - now + self._sampled))
+
     def _predict(self, now: float) -> float | None:
         """Remaining time as max(longest open chain, open work / workers) on the estimates
-        (the mean one for a task without): the same bound the final report uses."""
+        (the mean one for a task without; with none at all, the mean duration of the tasks
+        this run finished): the same bound the final report uses."""
         with self._lock:
             open_rows = [
                 (row.id, row.estimate, row.started if row.state == "running" else None)
                 for row in self._rows.values()
                 if row.state in _OPEN
             ]
+            measured = [
+                row.ended - row.started
+                for row in self._rows.values()
+                if row.state == "succeeded" and row.started is not None and row.ended is not None
+            ]
             shape = self._graph
-        known = [estimate for _, estimate, _ in open_rows if estimate is not None]
+        if not open_rows:
+            return 0.0
+        known = [estimate for _, estimate, _ in open_rows if estimate is not None] or measured
         if not known:
-            return None if open_rows else 0.0
+            return None
         mean = sum(known) / len(known)
         left = {
             unit: max(0.0, (mean if estimate is None else estimate) - (now - (started or now)))
             for unit, estimate, started in open_rows
         }
-        return remaining_bound(left, shape, self._jobs)
-
-
-class _TreeProbe:
-    """CPU % and memory of each task's whole process tree, from cached psutil.Process objects
-    (cpu_percent measures between two calls on the same object)."""
-
-    def __init__(self) -> None:
-        self._processes: dict[int, psutil.Process] = {}
-        self._usage: dict[int, tuple[float, int]] = {}
-
-    def sample(self, roots: Iterable[int | None]) -> None:
-        usage, alive = {}, {}
-        for root in roots:
-            if root is None:
-                continue
-            cpu, rss = 0.0, 0
-            for pid in tree_pids(root):
-                with contextlib.suppress(psutil.Error):
-                    process = self._processes.get(pid) or psutil.Process(pid)
-                    with process.oneshot():
-                        cpu += process.cpu_percent(None)
-                        rss += process.memory_info().rss
-                    alive[pid] = process
-            usage[root] = (cpu, rss)
-        self._processes, self._usage = alive, usage
-
-    def usage(self, root: int | None) -> tuple[float | None, int | None]:
-        return self._usage.get(root, (None, None)) if root is not None else (None, None)
+        return max(1.0, remaining_bound(left, shape, self._jobs))
 
 
 def _eta(row: _Row, elapsed: float | None) -> str:

@@ -12,6 +12,7 @@ from ptx.core.events import (
     Notice,
     RunFinished,
     RunStarted,
+    StartsHeld,
     Status,
     TaskFinished,
     TaskOutput,
@@ -78,6 +79,8 @@ def _progress(event: object) -> str | None:  # noqa: PLR0911 - one return per ev
         return f"skipped {event.id}: {event.reason}"
     if isinstance(event, TaskWaiting):
         return f"waiting {event.id}: for {event.reason}"
+    if isinstance(event, StartsHeld):
+        return "starts no longer held" if event.guard is None else f"starts held by {event.guard}"
     if isinstance(event, RunFinished):
         return f"run {event.result.run_id} {event.result.status}"
     return None

@@ -94,6 +94,15 @@ def run(
     pushgateway: Annotated[
         str | None, typer.Option("--pushgateway", help="Push Prometheus metrics to this URL.")
     ] = None,
+    load_average: Annotated[
+        float | None,
+        typer.Option(
+            "--load-average",
+            "-l",
+            min=0,
+            help="Start no task while the load average is at least this (like make -l).",
+        ),
+    ] = None,
     executor: Annotated[
         Executor, typer.Option("--executor", help="Where tasks run: this machine or Dask.")
     ] = Executor.local,
@@ -141,6 +150,7 @@ def run(
             fail_fast=fail_fast,
             update_status=update_status,
             resume=resume,
+            load_average=load_average,
             argv=tuple(sys.argv),
             executor=executor.value,
             scheduler=scheduler,

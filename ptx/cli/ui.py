@@ -312,7 +312,11 @@ def _figures_text(result: RunResult) -> Text:
 def _safety_lines(result: RunResult) -> list[Text]:
     lines = [Text(change.text, style="yellow") for change in result.breakers]
     if result.degraded is not None:
-        lines.append(Text(result.degraded.text, style="bold yellow"))
+        after = seconds_text(max(0.0, result.degraded.at - result.started_at))
+        lines.append(Text(f"{result.degraded.text} ({after} into the run)", style="bold yellow"))
+    if result.held:
+        guards = ", ".join(f"{guard} {seconds_text(seconds)}" for guard, seconds in result.held)
+        lines.append(Text(f"starts held by the machine guards: {guards}", style="yellow"))
     return lines
 
 

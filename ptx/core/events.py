@@ -90,6 +90,7 @@ class RunResult:
     failed_targets: tuple[TaskId, ...] = ()  # of `blocked`, targets asked for: the run failed
     unwritten: tuple[TaskId, ...] = ()  # statuses write-back could not write: the run failed
     integration: RunIntegration | None = None  # isolated runs only
+    held: tuple[tuple[str, float], ...] = ()  # (guard, seconds it held starts), guards that did
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +182,13 @@ class BreakerChanged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartsHeld:
+    """A machine guard holds every start now ("memory", "load average"), or none does (None)."""
+
+    guard: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Degraded:
     """The run fell back to one task at a time."""
 
@@ -215,6 +223,7 @@ Event = (
     | TaskWaiting
     | TaskOutput
     | BreakerChanged
+    | StartsHeld
     | Degraded
     | Notice
     | RunFinished

@@ -34,7 +34,7 @@ from ptx.executors.daskworker import (  # noqa: E402
     remote_attempt,
     rerun,
 )
-from ptx.run import safety  # noqa: E402
+from ptx.run import jobs  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -336,7 +336,7 @@ def connect(
     cluster may have no worker, at connect and later."""
     cluster = None
     if address is None:
-        cpus = safety.available_cores()  # the cores this process may use, not the host's
+        cpus = jobs.available_cores()  # the cores this process may use, not the host's
         cluster = start_local_cluster(workers=min(cpus, 2), threads=max(1, cpus // 2))
         address = cluster.scheduler_address
     else:

@@ -137,6 +137,7 @@ def report_dict(result: RunResult) -> dict[str, Any]:
             {"resource": c.resource, "state": c.state, "reason": c.reason, "at": c.at}
             for c in result.breakers
         ],
+        "held_seconds": dict(result.held),  # rounded when measured: a report is rebuilt from it
         "tasks": [_task_dict(task, result.dependencies.get(task.id, ())) for task in result.tasks],
         "blocked": [
             {"id": unit, "reason": reason, "target": unit in result.failed_targets}
@@ -220,7 +221,13 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
         ),
         unwritten=tuple(data.get("unwritten_statuses") or ()),
         integration=integration.run_from(data.get("integration")),
+        held=tuple((str(guard), float(seconds)) for guard, seconds in _held(data)),
     )
+
+
+def _held(data: Mapping[str, Any]) -> list[tuple[Any, Any]]:
+    held = data.get("held_seconds")
+    return list(held.items()) if isinstance(held, Mapping) else []
 
 
 def _task_result(entry: Mapping[str, Any]) -> TaskResult:

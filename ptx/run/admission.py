@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ptx.core.events import FAILURES, Status, TaskWaiting
+from ptx.core.events import FAILURES, StartsHeld, Status, TaskWaiting
 from ptx.run.commands import effective_options
 from ptx.run.resources import Resources
-from ptx.run.safety import Breakers, FailureGuard, SystemGuard
+from ptx.run.safety import Breakers, FailureGuard, Limits, SystemGuard
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -49,7 +49,6 @@ class Admission:
         config: Config,
         requests: Mapping[TaskId, Mapping[str, int]],
         jobs: int,
-        total: int,
         probe: SystemProbe,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -57,14 +56,20 @@ class Admission:
         self.requests, self.jobs = requests, jobs
         self.resources = Resources(config.resources)
         self.breakers = Breakers(config.resources, config.circuit_breaker, clock=clock, wall=wall)
-        self.guard = SystemGuard(
-            probe,
-            utilization=config.safety_thresholds.max_resource_utilization,
+        thresholds = config.safety_thresholds
+        limits = Limits(
+            utilization=thresholds.max_resource_utilization,
             memory_per_task=config.resource_limits.memory_per_task,
-            clock=clock,
+            load_average=thresholds.max_load_average,
         )
-        self.failures = FailureGuard(config.safety_thresholds.max_failure_rate, total, wall=wall)
+        self.guard = SystemGuard(probe, limits, clock=clock)
+        self.failures = FailureGuard(
+            thresholds.max_failure_rate, thresholds.failure_rate_min_tasks, wall=wall
+        )
         self.waiting: dict[TaskId, str] = {}  # the reason last told, per waiting unit
+        self.clock = clock
+        self.holding: tuple[str, float] | None = None  # the guard holding every start, since
+        self.held: dict[str, float] = {}  # seconds each guard held starts, closed holds only
 
     @property
     def slots(self) -> int:
@@ -76,6 +81,23 @@ class Admission:
         if running >= self.slots:
             return SLOT
         return self.guard.verdict(running)
+
+    def hold(self, guard: str | None) -> list[Event]:
+        """A machine guard holds every ready unit now (`guard`), or nothing is held (None); the
+        event the view shows when that changed."""
+        current = self.holding[0] if self.holding else None
+        if guard == current:
+            return []
+        now = self.clock()
+        if self.holding is not None:
+            name, since = self.holding
+            self.held[name] = self.held.get(name, 0.0) + now - since
+        self.holding = None if guard is None else (guard, now)
+        return [StartsHeld(guard=guard)]
+
+    def held_seconds(self) -> tuple[tuple[str, float], ...]:
+        """How long each guard held starts, once the run is over (holds are closed by then)."""
+        return tuple((guard, round(seconds, 3)) for guard, seconds in sorted(self.held.items()))
 
     def picker(self, emit: Callable[[Event], None]) -> Callable[[TaskId], bool] | None:
         """A `ReadyQueue.take` predicate for one pick, telling `emit` why passed units wait;

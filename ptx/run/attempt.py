@@ -193,7 +193,9 @@ class Attempts:
                 raise
             self.emit(TaskSpawned(id=job.task.id, attempt=job.attempt, pid=child.pgid))
         except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
-            failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
+            failed = process.ProcessOutcome.never_ran(
+                f"ptx could not run the task: {error}", infrastructure=True
+            )
             return _finished(job, failed, command)
         until = time.monotonic() + WATCH_SECONDS
         return _Watched(job, child, command, min(until, child.deadline or until), child.pidfd)
@@ -261,7 +263,9 @@ class Attempts:
             try:
                 outcome = outcome_of()
             except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
-                failed = process.ProcessOutcome.never_ran(f"ptx could not run the task: {error}")
+                failed = process.ProcessOutcome.never_ran(
+                    f"ptx could not run the task: {error}", infrastructure=True
+                )
                 finished = _finished(job, failed, command_of())
             else:
                 finished = self._record_end(job, outcome, command_of(), isolated=isolated)

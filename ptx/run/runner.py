@@ -25,7 +25,7 @@ from ptx.graph import schedule
 from ptx.journal.statedir import log_dir, log_path
 from ptx.outputs.report import stored_report
 from ptx.run import commands, interrupts, policy, safety, timeslice
-from ptx.run.admission import Admission, requests_of
+from ptx.run.admission import SLOT, Admission, requests_of
 from ptx.run.attempt import Attempts, Finished, Job
 from ptx.run.integration import Session, open_session
 from ptx.run.statusfile import StatusWriter
@@ -106,7 +106,6 @@ class Run:
             config=config,
             requests=requests_of(work.nodes.values(), config),
             jobs=options.jobs,
-            total=len(self.tracks),
             probe=probe or safety.PsutilProbe(),
         )
         self.survey_due = time.monotonic() + _SURVEY_SECONDS
@@ -145,6 +144,7 @@ class Run:
                 raise
             finally:
                 integration = self.session.close() if self.session is not None else None
+        self._emit_all(self.admission.hold(None))  # closes the last hold
         self.status_writer.finish()
         result = dataclasses.replace(run_result(self, started), integration=integration)
         self.journal.finish_run(self.run_id, status=result.status, ended_at=result.ended_at)
@@ -198,13 +198,17 @@ class Run:
     def _start_ready(self, attempts: Attempts) -> None:
         """Start the best ready units while a slot, the machine, their resources and their
         breakers allow it."""
+        held = None  # the machine guard that keeps every ready unit waiting, if one does
         while self.starting and self.queue.ready_count():
-            if self.admission.held_back(len(self.running)) is not None:
-                return
+            reason = self.admission.held_back(len(self.running))
+            if reason is not None:
+                held = None if reason == SLOT else reason
+                break
             unit = self.queue.take(self.admission.picker(self.emit))
             if unit is None:
-                return
+                break
             self._start(attempts, unit)
+        self._emit_all(self.admission.hold(held))
 
     def _skip_stuck(self) -> None:
         """Nothing runs and no retry is due, so what is still ready waits only behind open

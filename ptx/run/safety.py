@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import psutil
 
 from ptx.core.events import BreakerChanged, Degraded
+from ptx.run.jobs import available_cores
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -26,12 +27,8 @@ if TYPE_CHECKING:
 SAMPLE_SECONDS = 0.5
 """A reading is reused for this long: psutil's CPU figure needs an interval to mean anything."""
 
-MIN_FINISHED = 5
-"""The failure-rate guard judges a run only after this many tasks finished for good..."""
-MIN_FINISHED_SMALL_RUN = 3
-"""...or this many in a run of fewer than `SMALL_RUN` tasks."""
-SMALL_RUN = 10
-_CPU_INTERVAL = 0.1
+MEMORY = "memory"
+LOAD = "load average"
 
 
 # --- the machine -----------------------------------------------------------------------------
@@ -41,7 +38,7 @@ _CPU_INTERVAL = 0.1
 class Reading:
     memory_used: float  # 0..1 of total memory
     memory_available: int  # bytes
-    cpu_used: float  # 0..1 of all cores, since the previous reading
+    load_average: float = 0.0  # of the last minute, as `make -l` and `uptime` read it
 
 
 class SystemProbe(Protocol):
@@ -54,7 +51,7 @@ class IdleProbe:
     """For a remote executor: the guards watch this machine, where remote tasks use nothing."""
 
     def read(self) -> Reading:
-        return Reading(memory_used=0.0, memory_available=2**62, cpu_used=0.0)
+        return Reading(memory_used=0.0, memory_available=2**62)
 
     def cores(self) -> int:
         return available_cores()
@@ -63,54 +60,51 @@ class IdleProbe:
 class PsutilProbe:
     """The real machine."""
 
-    def __init__(self) -> None:
-        psutil.cpu_percent(interval=None)  # primes the counter: the first call always says 0
-        self._cpu, self._cpu_at = 0.0, time.monotonic()
-
     def read(self) -> Reading:
-        now = time.monotonic()
-        if now - self._cpu_at >= _CPU_INTERVAL:  # shorter intervals are clock-tick noise
-            self._cpu, self._cpu_at = psutil.cpu_percent(interval=None) / 100, now
         memory = psutil.virtual_memory()
         return Reading(
             memory_used=memory.percent / 100,
             memory_available=memory.available,
-            cpu_used=self._cpu,
+            load_average=os.getloadavg()[0],
         )
 
     def cores(self) -> int:
         return available_cores()
 
 
-def available_cores() -> int:
-    """The cores this process may run on (a container's cpuset counts, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """The machine guards' settings: memory (off at `utilization` 1.0) and the load average
+    (off unless asked for, like `make -l`)."""
+
+    utilization: float  # of memory; 1.0: the memory guard never holds a start
+    memory_per_task: int  # bytes a start needs free
+    load_average: float | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Both guards are off: the machine is never read."""
+        return self.utilization >= 1.0 and self.load_average is None
 
 
-def concurrency_cap(cpu_per_task: float, cores: int) -> int:
-    """How many tasks the cores hold when each is assumed to use `cpu_per_task` cores."""
-    return max(1, math.floor(cores / cpu_per_task + 1e-9))
-
-
-def system_verdict(
-    reading: Reading, *, running: int, fresh: int, utilization: float, memory_per_task: int
-) -> str | None:
-    """Why one more task may not start now ("memory", "cpu"), or None if it may.
+def system_verdict(reading: Reading, *, running: int, fresh: int, limits: Limits) -> str | None:
+    """Why one more task may not start now (`MEMORY`, `LOAD`), or None if it may.
 
     One task may always run: with nothing running the machine never stops ptx. `fresh` tasks
     started after the reading was taken, and each is assumed to take `memory_per_task` of it.
+    CPU use by other programs holds nothing unless a load average was asked for: like make and
+    GNU parallel, ptx runs the -j it was given.
     """
     if running == 0:
         return None
-    if reading.memory_used >= utilization:
-        return "memory"
-    if reading.memory_available - fresh * memory_per_task < memory_per_task:
-        return "memory"
-    if reading.cpu_used >= utilization:
-        return "cpu"
+    if limits.utilization < 1.0:
+        if reading.memory_used >= limits.utilization:
+            return MEMORY
+        needed = limits.memory_per_task
+        if reading.memory_available - fresh * needed < needed:
+            return MEMORY
+    if limits.load_average is not None and reading.load_average >= limits.load_average:
+        return LOAD
     return None
 
 
@@ -118,32 +112,22 @@ class SystemGuard:
     """`system_verdict` on a reading that is at most `SAMPLE_SECONDS` old."""
 
     def __init__(
-        self,
-        probe: SystemProbe,
-        *,
-        utilization: float,
-        memory_per_task: int,
-        clock: Callable[[], float] = time.monotonic,
+        self, probe: SystemProbe, limits: Limits, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.probe, self.clock = probe, clock
-        self.utilization, self.memory_per_task = utilization, memory_per_task
+        self.probe, self.clock, self.limits = probe, clock, limits
         self._reading: Reading | None = None
         self._read_at = -math.inf
         self._fresh: set[TaskId] = set()  # running, and started after the reading
 
     def verdict(self, running: int) -> str | None:
-        if running == 0:
+        if running == 0 or self.limits.idle:
             return None  # no reading needed, so an idle loop never touches psutil
         now = self.clock()
         if self._reading is None or now - self._read_at >= SAMPLE_SECONDS:
             self._reading, self._read_at = self.probe.read(), now
             self._fresh.clear()
         return system_verdict(
-            self._reading,
-            running=running,
-            fresh=len(self._fresh),
-            utilization=self.utilization,
-            memory_per_task=self.memory_per_task,
+            self._reading, running=running, fresh=len(self._fresh), limits=self.limits
         )
 
     def started(self, unit: TaskId) -> None:
@@ -298,13 +282,14 @@ class Breakers:
 
 class FailureGuard:
     """Falls back to one task at a time, for the rest of the run, once failed / finished passes
-    `max_failure_rate` after a minimum of finished tasks (see `MIN_FINISHED`)."""
+    `max_rate` after at least `minimum` tasks finished for good. Only the tasks' own results
+    count: an attempt lost to the machinery (a dead Dask worker, a setup error) is no evidence
+    that the tasks fail."""
 
     def __init__(
-        self, max_rate: float, total: int, *, wall: Callable[[], float] = time.time
+        self, max_rate: float, minimum: int, *, wall: Callable[[], float] = time.time
     ) -> None:
-        self.max_rate, self.wall = max_rate, wall
-        self.minimum = MIN_FINISHED if total >= SMALL_RUN else MIN_FINISHED_SMALL_RUN
+        self.max_rate, self.minimum, self.wall = max_rate, minimum, wall
         self.finished = self.failed = 0
         self.degraded: Degraded | None = None
 

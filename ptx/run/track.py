@@ -95,6 +95,7 @@ def run_result(run: Run, started: float) -> RunResult:
         dependencies=dict(run.work.deps),
         degraded=run.admission.failures.degraded,
         breakers=tuple(run.admission.breakers.changes),
+        held=run.admission.held_seconds(),
         blocked=tuple(sorted([*run.options.blocked, *withheld], key=lambda b: id_key(b[0]))),
         failed_targets=run.options.failed_targets,
         unwritten=unwritten,

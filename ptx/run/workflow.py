@@ -19,6 +19,7 @@ from ptx.journal.statedir import STATE_DIR_NAME, run_lock
 from ptx.journal.store import DB_NAME, Journal
 from ptx.run import commands, resume, safety
 from ptx.run import isolation as isolating
+from ptx.run import jobs as jobs_module
 from ptx.run.integration import integrated_tasks
 from ptx.run.isolation import Isolation
 from ptx.run.runner import Run, RunOptions
@@ -74,6 +75,7 @@ class RunRequest:
     fail_fast: bool = False
     update_status: bool | None = None
     resume: bool = False
+    load_average: float | None = None  # --load-average: over the config's max_load_average
     argv: tuple[str, ...] = ()
     executor: str = "local"  # or "dask"
     scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
@@ -101,6 +103,11 @@ def load(request: RunRequest) -> tuple[Project, Config]:
         file=request.file, start=request.cwd, tag=request.tag, environ=request.environ
     )
     config = config_module.load_config(request.config, root=project.root, environ=request.environ)
+    if request.load_average is not None:
+        thresholds = dataclasses.replace(
+            config.safety_thresholds, max_load_average=request.load_average
+        )
+        config = dataclasses.replace(config, safety_thresholds=thresholds)
     return project, config
 
 
@@ -120,16 +127,15 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
     request, resumed = resumed_request(request, journal, project.tasks.tag)
     # A resumed isolated run is isolated too, its preconditions checked now if not before.
     isolation = continued(isolation or isolation_of(request, project, config), journal, resumed)
-    notices: tuple[str, ...] = ()
     if slots is not None:
-        jobs = effective_jobs(request.jobs or slots, config)
+        decided = jobs_module.effective_jobs(request.jobs or slots, config)
     else:
-        cores = safety.available_cores() if cores is None else cores
-        jobs = effective_jobs(request.jobs, config, cores)
-        wanted = effective_jobs(request.jobs, config)
-        # Said only to someone who asked for more: the default -j is a ceiling, not a promise.
-        asked = request.jobs is not None and jobs < wanted
-        notices = (_lowered(wanted, jobs, config, cores),) if asked else ()
+        cores = jobs_module.available_cores() if cores is None else cores
+        decided = jobs_module.effective_jobs(request.jobs, config, cores)
+    # Said only to someone who gave -j: the default is a ceiling, not a promise (plan says it).
+    told = request.jobs is not None and decided.why is not None
+    notices = (decided.why,) if told and decided.why else ()
+    jobs = decided.jobs
     tag, tasks = project.tasks.tag, project.tasks.tasks
     history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
     done = journal.succeeded_tasks(resumed.run_id) if journal and resumed else frozenset()
@@ -172,24 +178,6 @@ def _refuse_unrunnable(selection: Selection, config: Config) -> None:
             f"no command for task(s) {listed}: set metadata.ptx.command, "
             "tasks.<id>.command or the config's command template"
         )
-
-
-def effective_jobs(requested: int | None, config: Config, cores: int | None = None) -> int:
-    """-j (or max_concurrency), capped by max_concurrent_tasks and, given the machine's
-    `cores`, by cores / cpu_per_task; 1 when parallelism is off."""
-    if not config.enabled:
-        return 1  # the kill switch: one task at a time
-    limits = config.resource_limits
-    jobs = min(requested or config.max_concurrency, limits.max_concurrent_tasks)
-    if cores is not None:
-        jobs = min(jobs, safety.concurrency_cap(limits.cpu_per_task, cores))
-    return jobs
-
-
-def _lowered(wanted: int, jobs: int, config: Config, cores: int) -> str:
-    cpu = config.resource_limits.cpu_per_task
-    unit = "core" if cores == 1 else "cores"
-    return f"-j {wanted} lowered to {jobs}: cpu_per_task is {cpu:g} and ptx may use {cores} {unit}"
 
 
 def _refuse_errors(project: Project, config: Config) -> None:

@@ -20,7 +20,8 @@ from ptx.core.model import (
 )
 from ptx.taskmaster import isolation as isolation_keys
 from ptx.taskmaster import options as rules
-from ptx.taskmaster.discovery import read_regular, shown_path
+from ptx.taskmaster import yamlfile
+from ptx.taskmaster.discovery import shown_path
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
 FailurePolicy = Literal["continue", "fail-fast"]
 FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("continue", "fail-fast")
 DEFAULT_PATH = "config/parallel-execution.yaml"
-MAX_FILE_BYTES = 1_000_000
-MAX_NODES = 100_000  # counted with aliases expanded: this is what stops a "billion laughs"
-MAX_DEPTH = 32
 
 _SECTION = "parallel_execution"
 _TASK_ID = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -39,8 +37,10 @@ _ENV_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": Fals
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SafetyThresholds:
-    max_failure_rate: float = 0.1
-    max_resource_utilization: float = 0.8
+    max_failure_rate: float = 0.1  # 1.0: never fall back to sequential
+    failure_rate_min_tasks: int = 10  # finished tasks before the failure rate is judged
+    max_resource_utilization: float = 0.8  # of memory; 1.0: the memory guard holds nothing
+    max_load_average: float | None = None  # opt-in, like make -l: hold starts at this load
     timeout_multiplier: float = 2.0
 
 
@@ -109,7 +109,7 @@ def load_config_sources(
     config, sources = Config(), {}
     if source is not None:
         reader = _Reader(shown_path(source, root))
-        document = _parse(source, reader.where)
+        document = yamlfile.parse(source, reader.where)
         config = dataclasses.replace(_build(reader, document), source=source)
         sources = dict.fromkeys(_keys_set(document), reader.where)
         problems += reader.problems
@@ -142,67 +142,6 @@ def _locate(path: Path | None, *, root: Path, environ: Mapping[str, str]) -> Pat
         return named
     candidate = root / DEFAULT_PATH
     return candidate if candidate.exists() else None
-
-
-# --- reading YAML ----------------------------------------------------------------------------
-# PyYAML is imported only below, once a config file exists: most start-ups do without it.
-
-
-def _parse(path: Path, where: str) -> object:
-    try:
-        data = read_regular(path, MAX_FILE_BYTES)
-        text = data.decode("utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{where}: not UTF-8 text (at byte offset {exc.start})") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES} bytes, too big for a config")
-    import yaml  # noqa: PLC0415 - only a config file needs it
-
-    loader_class: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        _check_size(text, where, loader_class)
-        loader = loader_class(text)
-        try:
-            return cast("object", loader.get_single_data())
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        what = ", ".join(part for part in (exc.context, exc.problem) if part)
-        raise ConfigError(f"{where}{at}: invalid YAML: {what}") from exc
-    except (yaml.YAMLError, ValueError, LookupError, TypeError, AttributeError) as exc:
-        # PyYAML's constructors raise these on tagged nonsense: 2024-13-45, !!bool maybe
-        raise ConfigError(f"{where}: invalid YAML: {exc}") from exc
-
-
-def _check_size(text: str, where: str, loader_class: type[Any]) -> None:
-    """Refuse a document whose aliases expand, or whose nesting runs, far beyond any config."""
-    import yaml  # noqa: PLC0415 - only a config file needs it
-
-    sizes: dict[str, int] = {}
-    frames: list[list[Any]] = [[None, 0]]  # [anchor, values so far] per open collection
-    for event in yaml.parse(text, Loader=loader_class):
-        if isinstance(event, yaml.CollectionStartEvent):
-            frames.append([event.anchor, 1])
-            if len(frames) > MAX_DEPTH:
-                raise ConfigError(f"{where}: nested deeper than {MAX_DEPTH} levels")
-            continue
-        if isinstance(event, yaml.CollectionEndEvent):
-            anchor, values = frames.pop()
-        elif isinstance(event, yaml.AliasEvent):
-            anchor, values = None, sizes.get(event.anchor or "", 1)
-        elif isinstance(event, yaml.ScalarEvent):
-            anchor, values = event.anchor, 1
-        else:
-            continue
-        if anchor:
-            sizes[anchor] = values
-        frames[-1][1] += values
-        if frames[-1][1] > MAX_NODES:
-            raise ConfigError(f"{where}: more than {MAX_NODES} values once aliases are expanded")
 
 
 # --- rules for values of the config alone --------------------------------------------------
@@ -249,7 +188,9 @@ _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
         SafetyThresholds,
         {
             "max_failure_rate": _rate,
+            "failure_rate_min_tasks": rules.positive_int,
             "max_resource_utilization": _rate,
+            "max_load_average": rules.or_null(rules.non_negative),
             "timeout_multiplier": rules.seconds,
         },
     ),
@@ -377,6 +318,10 @@ _ENVIRONMENT: Mapping[str, tuple[str, rules.Parser]] = {
         ),
     ),
     "PTX_COMMAND": ("command", rules.text),
+    "PTX_LOAD_AVERAGE": (
+        "safety_thresholds.max_load_average",
+        lambda text: rules.non_negative(_real_or_text(text)),
+    ),
 }
 
 
@@ -395,4 +340,8 @@ def _apply_env(
             problems.append(f"{name}: {exc.requirement}, got {rules.show(text)}")
         else:
             sources[setting] = name
+    for setting in [setting for setting in changes if "." in setting]:  # a section's key
+        section, key = setting.split(".")
+        base = changes.get(section, getattr(config, section))
+        changes[section] = dataclasses.replace(base, **{key: changes.pop(setting)})
     return dataclasses.replace(config, **changes)

@@ -18,7 +18,8 @@ from builders import SCRIPTS
 from projects import HANG_GUARD, clean_environment, make_project, q, task
 from rich.console import Console
 
-from ptx.cli.live import LiveView, _TreeProbe
+from ptx.cli.live import LiveView
+from ptx.cli.treeprobe import TreeProbe
 from ptx.core.events import (
     BreakerChanged,
     Degraded,
@@ -228,7 +229,7 @@ def test_cpu_and_memory_cover_the_whole_process_tree(tmp_path: Path) -> None:
     shell = f"{q(sys.executable)} {q(SCRIPTS / 'busy.py')} & sleep 30"
     parent = subprocess.Popen(["sh", "-c", shell], start_new_session=True)
     try:
-        probe = _TreeProbe()
+        probe = TreeProbe()
         deadline = time.monotonic() + HANG_GUARD
         cpu, rss = 0.0, 0
         while cpu < 20 or rss < 60 * 2**20:  # the busy child, not the sleeping shell

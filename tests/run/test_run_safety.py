@@ -136,7 +136,8 @@ def test_an_open_breaker_stops_its_tasks_and_they_end_skipped(tmp_path: Path) ->
 def test_many_failures_fall_back_to_one_task_at_a_time(tmp_path: Path) -> None:
     times = tmp_path / "times"
     tasks = [task(n, timed(times, f"t{n}", 0.2, code=1)) for n in range(1, 13)]
-    root = make_project(tmp_path, tasks, safety_thresholds={"max_failure_rate": 0.1})
+    thresholds = {"max_failure_rate": 0.1, "failure_rate_min_tasks": 5}
+    root = make_project(tmp_path, tasks, safety_thresholds=thresholds)
     result = ptx(root, "run", "-j", "4", "--report-json", "r.json")
     assert result.returncode == 1
     [told] = [line for line in result.stderr.splitlines() if "sequential" in line]
@@ -152,6 +153,20 @@ def test_many_failures_fall_back_to_one_task_at_a_time(tmp_path: Path) -> None:
         assert not [s for s in spans.values() if s[0] < start < s[1]]
     assert peak(later) == 1
     assert peak(list(spans.values())) > 1  # it did run in parallel before
+    [said] = [line for line in result.stdout.splitlines() if "sequential" in line]
+    assert said.startswith("fell back to sequential, one task at a time: 5 of 5 finished tasks")
+    assert said.endswith(" s into the run)")
+
+
+def test_one_failure_among_a_few_finished_tasks_keeps_the_run_parallel(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    tasks = [task(1, "exit 1"), *(task(n, timed(times, f"t{n}", 0.5)) for n in range(2, 9))]
+    root = make_project(tmp_path, tasks)
+    result = ptx(root, "run", "-j", "4", "--report-json", "r.json")
+    assert result.returncode == 1
+    assert "sequential" not in result.stderr + result.stdout
+    assert read_report(root / "r.json")["degraded"] is None
+    assert peak(list(intervals(times).values())) == 4  # like make -k, it keeps going as it was
 
 
 def test_enabled_false_runs_one_task_at_a_time_from_the_start(tmp_path: Path) -> None:
@@ -167,11 +182,17 @@ def test_enabled_false_runs_one_task_at_a_time_from_the_start(tmp_path: Path) ->
 
 
 def probed_run(
-    root: Path, reading: Mapping[str, float] | None = None, *, jobs: int = 3, cores: int = 8
+    root: Path,
+    reading: Mapping[str, float] | None = None,
+    *,
+    jobs: int | None = 3,
+    cores: int = 8,
 ) -> str:
-    values = {"used": 0.3, "available": 8 * 2**30, "cpu": 0.1, **(reading or {})}
-    figures = (values["used"], int(values["available"]), values["cpu"])
-    result = python(root, "probed_run.py", str(jobs), str(cores), *map(str, figures))
+    """A run on fixed readings: "used", "available", "load", and "limit" (--load-average)."""
+    values = {"used": 0.3, "available": 8 * 2**30, "load": 0.1, **(reading or {})}
+    limit = "-" if "limit" not in values else str(values["limit"])
+    figures = (str(values["used"]), str(int(values["available"])), str(values["load"]), limit)
+    result = python(root, "probed_run.py", "-" if jobs is None else str(jobs), str(cores), *figures)
     assert result.returncode == 0, result.stderr
     return result.stderr
 
@@ -181,10 +202,10 @@ def probed_run(
     [
         ({"used": 0.95}, "memory"),
         ({"available": 2**20}, "memory"),
-        ({"cpu": 0.99}, "cpu"),
+        ({"load": 9.0, "limit": 4.0}, "load average"),
     ],
 )
-def test_a_busy_machine_runs_one_task_at_a_time_and_says_why(
+def test_a_machine_short_of_memory_or_over_the_asked_load_runs_one_task_at_a_time(
     tmp_path: Path, reading: dict[str, float], reason: str
 ) -> None:
     times = tmp_path / "times"
@@ -196,19 +217,33 @@ def test_a_busy_machine_runs_one_task_at_a_time_and_says_why(
     assert all(line.endswith(reason) for line in waiting), waiting
 
 
-def test_a_calm_machine_runs_in_parallel(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reading", [{}, {"load": 9.0}])
+def test_a_calm_machine_or_one_loaded_by_others_runs_in_parallel(
+    tmp_path: Path, reading: dict[str, float]
+) -> None:
     times = tmp_path / "times"
     root = make_project(tmp_path, [task(n, timed(times, f"t{n}", 0.3)) for n in range(1, 4)])
-    probed_run(root)
+    probed_run(root, reading)
     assert peak(list(intervals(times).values())) == 3
 
 
-def test_cpu_per_task_lowers_the_jobs_and_says_so(tmp_path: Path) -> None:
+def test_an_explicit_jobs_above_the_cpu_cap_runs_as_asked_with_a_notice(tmp_path: Path) -> None:
     times = tmp_path / "times"
-    tasks = [task(n, timed(times, f"t{n}", 0.2)) for n in range(1, 5)]
+    tasks = [task(n, timed(times, f"t{n}", 0.4)) for n in range(1, 5)]
     root = make_project(tmp_path, tasks, resource_limits={"cpu_per_task": 1})
     stderr = probed_run(root, jobs=4, cores=2)
-    assert "-j 4 lowered to 2: cpu_per_task is 1 and ptx may use 2 cores" in stderr
+    [notice] = [line for line in stderr.splitlines() if "cpu_per_task" in line]
+    assert notice.endswith("-j 4 runs as asked, though cpu_per_task 1 allows 2 on 2 cores")
+    assert peak(list(intervals(times).values())) == 4
+
+
+def test_cpu_per_task_caps_the_default_jobs_without_a_word(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    tasks = [task(n, timed(times, f"t{n}", 0.4)) for n in range(1, 5)]
+    root = make_project(tmp_path, tasks, resource_limits={"cpu_per_task": 1})
+    stderr = probed_run(root, jobs=None, cores=2)
+    assert "lowered" not in stderr
+    assert "as asked" not in stderr
     assert peak(list(intervals(times).values())) == 2
 
 

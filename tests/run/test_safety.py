@@ -6,22 +6,24 @@ import dataclasses
 
 import pytest
 
-from ptx.core.events import BreakerChanged, Degraded, Event, Status, TaskWaiting
+from ptx.core.events import BreakerChanged, Degraded, Event, StartsHeld, Status, TaskWaiting
 from ptx.run.admission import Admission
+from ptx.run.jobs import concurrency_cap
 from ptx.run.safety import (
     Breakers,
     FailureGuard,
+    Limits,
     PsutilProbe,
     Reading,
     State,
     SystemGuard,
-    concurrency_cap,
     system_verdict,
 )
 from ptx.taskmaster.config import CircuitBreaker, Config, ResourceLimits, SafetyThresholds
 
 GiB = 2**30
-CALM = Reading(memory_used=0.3, memory_available=8 * GiB, cpu_used=0.2)
+CALM = Reading(memory_used=0.3, memory_available=8 * GiB, load_average=0.5)
+LIMITS = Limits(utilization=0.8, memory_per_task=GiB)
 
 
 class Clock:
@@ -47,10 +49,10 @@ class FakeProbe:
 # --- system guards ---------------------------------------------------------------------------
 
 
-def verdict(reading: Reading, running: int = 1, fresh: int = 0) -> str | None:
-    return system_verdict(
-        reading, running=running, fresh=fresh, utilization=0.8, memory_per_task=GiB
-    )
+def verdict(
+    reading: Reading, running: int = 1, fresh: int = 0, limits: Limits = LIMITS
+) -> str | None:
+    return system_verdict(reading, running=running, fresh=fresh, limits=limits)
 
 
 def test_a_calm_machine_lets_tasks_start() -> None:
@@ -62,16 +64,32 @@ def test_a_calm_machine_lets_tasks_start() -> None:
     [
         (dataclasses.replace(CALM, memory_used=0.8), "memory"),
         (dataclasses.replace(CALM, memory_available=GiB - 1), "memory"),
-        (dataclasses.replace(CALM, cpu_used=0.95), "cpu"),
-        (Reading(memory_used=0.9, memory_available=0, cpu_used=1.0), "memory"),
+        (Reading(memory_used=0.9, memory_available=0, load_average=99.0), "memory"),
     ],
 )
 def test_a_busy_machine_holds_tasks_back_and_says_why(reading: Reading, reason: str) -> None:
     assert verdict(reading) == reason
 
 
+def test_load_holds_starts_only_when_a_load_average_was_asked_for() -> None:
+    loaded = dataclasses.replace(CALM, load_average=40.0)
+    assert verdict(loaded) is None  # other programs' CPU use is not ptx's to judge
+    asked = dataclasses.replace(LIMITS, load_average=4.0)
+    assert verdict(loaded, limits=asked) == "load average"
+    assert verdict(dataclasses.replace(CALM, load_average=3.9), limits=asked) is None
+
+
+def test_utilization_one_switches_the_memory_guard_off() -> None:
+    full = Reading(memory_used=0.99, memory_available=0)
+    off = Limits(utilization=1.0, memory_per_task=GiB)
+    assert verdict(full, running=5, fresh=5, limits=off) is None
+    probe = FakeProbe(full)
+    assert SystemGuard(probe, off).verdict(5) is None
+    assert probe.count == 0  # nothing to judge: the machine is not even read
+
+
 def test_one_task_may_always_run() -> None:
-    busy = Reading(memory_used=1.0, memory_available=0, cpu_used=1.0)
+    busy = Reading(memory_used=1.0, memory_available=0, load_average=99.0)
     assert verdict(busy, running=0) is None
     assert verdict(busy, running=1) == "memory"
 
@@ -84,7 +102,7 @@ def test_tasks_started_after_a_reading_count_as_using_memory_per_task() -> None:
 
 def test_the_guard_reads_at_most_every_half_second_and_never_when_idle() -> None:
     probe, clock = FakeProbe(), Clock()
-    guard = SystemGuard(probe, utilization=0.8, memory_per_task=GiB, clock=clock)
+    guard = SystemGuard(probe, LIMITS, clock=clock)
     assert guard.verdict(0) is None
     assert probe.count == 0
     for _ in range(5):
@@ -93,15 +111,15 @@ def test_the_guard_reads_at_most_every_half_second_and_never_when_idle() -> None
     clock.now += 0.5
     guard.verdict(1)
     assert probe.count == 2
-    probe.reading = dataclasses.replace(CALM, cpu_used=0.9)
+    probe.reading = dataclasses.replace(CALM, memory_used=0.9)
     assert guard.verdict(1) is None  # the old reading stands until it is half a second old
     clock.now += 0.5
-    assert guard.verdict(1) == "cpu"
+    assert guard.verdict(1) == "memory"
 
 
 def test_the_guard_counts_starts_until_the_next_reading() -> None:
     probe, clock = FakeProbe(dataclasses.replace(CALM, memory_available=3 * GiB // 2)), Clock()
-    guard = SystemGuard(probe, utilization=0.8, memory_per_task=GiB, clock=clock)
+    guard = SystemGuard(probe, LIMITS, clock=clock)
     assert guard.verdict(1) is None
     guard.started("7")
     assert guard.verdict(2) == "memory"
@@ -126,7 +144,7 @@ def test_the_psutil_probe_reads_the_real_machine() -> None:
     reading = probe.read()
     assert 0 < reading.memory_used < 1
     assert reading.memory_available > 0
-    assert 0 <= reading.cpu_used <= 1
+    assert reading.load_average >= 0
     assert probe.cores() >= 1
 
 
@@ -271,42 +289,46 @@ def test_every_transition_is_recorded_with_the_wall_clock() -> None:
 
 
 def test_the_failure_rate_is_judged_only_after_the_minimum() -> None:
-    guard = FailureGuard(0.1, total=20, wall=lambda: 5.0)
-    assert [guard.record(ok=False) for _ in range(4)] == [None] * 4
+    guard = FailureGuard(0.1, 10, wall=lambda: 5.0)
+    assert [guard.record(ok=False) for _ in range(9)] == [None] * 9
     degraded = guard.record(ok=True)
     assert degraded == Degraded(
-        reason="4 of 5 finished tasks failed (80%), above max_failure_rate 0.1", at=5.0
+        reason="9 of 10 finished tasks failed (90%), above max_failure_rate 0.1", at=5.0
     )
     assert guard.record(ok=False) is None  # once is enough: it lasts for the rest of the run
 
 
-def test_a_small_run_is_judged_after_three_tasks() -> None:
-    guard = FailureGuard(0.5, total=4)
-    assert guard.record(ok=False) is None
-    assert guard.record(ok=True) is None
-    assert guard.record(ok=False) is not None
+def test_a_run_smaller_than_the_minimum_never_falls_back() -> None:
+    guard = FailureGuard(0.1, 10)
+    assert [guard.record(ok=False) for _ in range(7)] == [None] * 7
 
 
 def test_a_rate_at_the_threshold_does_not_degrade() -> None:
-    guard = FailureGuard(0.5, total=4)
+    guard = FailureGuard(0.5, 4)
     for ok in (True, False, True, False):
         assert guard.record(ok=ok) is None
-    assert FailureGuard(1.0, total=3).record(ok=False) is None
+    assert FailureGuard(1.0, 1).record(ok=False) is None
 
 
 # --- admission: everything together ----------------------------------------------------------
 
 
-def admission(probe: FakeProbe | None = None, jobs: int = 4) -> Admission:
+def admission(
+    probe: FakeProbe | None = None, jobs: int = 4, clock: Clock | None = None
+) -> Admission:
     settings = Config(
         resources={"db": 1, "gpu": 2},
         circuit_breaker=SETTINGS,
-        safety_thresholds=SafetyThresholds(max_failure_rate=0.2),
+        safety_thresholds=SafetyThresholds(max_failure_rate=0.2, failure_rate_min_tasks=5),
         resource_limits=ResourceLimits(memory_per_task=GiB),
     )
     requests = {"1": {"db": 1}, "2": {"db": 1}, "3": {"gpu": 2}, "4": {"gpu": 1}}
     return Admission(
-        config=settings, requests=requests, jobs=jobs, total=10, probe=probe or FakeProbe()
+        config=settings,
+        requests=requests,
+        jobs=jobs,
+        probe=probe or FakeProbe(),
+        clock=clock or Clock(),
     )
 
 
@@ -324,7 +346,7 @@ def test_admission_says_why_each_unit_waits_and_only_when_that_changes() -> None
 
 
 def test_admission_holds_everything_back_when_slots_or_the_machine_say_so() -> None:
-    busy = FakeProbe(Reading(memory_used=0.95, memory_available=GiB, cpu_used=0.1))
+    busy = FakeProbe(Reading(memory_used=0.95, memory_available=GiB))
     gate = admission(busy, jobs=2)
     assert gate.held_back(0) is None
     assert gate.held_back(1) == "memory"
@@ -337,7 +359,7 @@ def test_admission_falls_back_to_one_slot_with_a_single_event() -> None:
     for status in (Status.SUCCEEDED, Status.FAILED, Status.MEMORY_EXCEEDED, Status.FAILED):
         gate.started("5")  # asks for no resource: no breaker is involved
         events += gate.finished("5", status, final=True)
-    assert (gate.slots, events) == (4, [])  # four finished: too few to judge a run of ten
+    assert (gate.slots, events) == (4, [])  # four finished: too few to judge
     gate.started("5")
     events += gate.finished("5", Status.INTERRUPTED, final=True)
     gate.started("5")
@@ -374,3 +396,31 @@ def test_a_breaker_opened_by_failures_stops_its_tasks_without_reserving_units() 
     assert gate.stuck("2") == "breaker db is open"
     assert told == [TaskWaiting(id="2", reason="breaker db")]
     assert gate.resources.free("db") == 1
+
+
+def test_attempts_the_machinery_lost_are_no_evidence_against_the_tasks() -> None:
+    gate = admission()
+    events = []
+    for _ in range(6):  # dead workers, setup errors: failed attempts, not failing tasks
+        gate.started("5")
+        events += gate.finished("5", Status.FAILED, final=True, infrastructure=True)
+    assert (gate.slots, events, gate.failures.finished) == (4, [], 0)
+    for _ in range(5):
+        gate.started("5")
+        events += gate.finished("5", Status.FAILED, final=True)
+    assert gate.slots == 1
+    assert [type(event) for event in events] == [Degraded]
+
+
+def test_admission_tells_which_guard_holds_starts_and_for_how_long() -> None:
+    clock = Clock()
+    gate = admission(clock=clock)
+    assert gate.hold(None) == []
+    assert gate.hold("memory") == [StartsHeld(guard="memory")]
+    clock.now += 2.5
+    assert gate.hold("memory") == []  # still the same hold: said once
+    assert gate.hold("load average") == [StartsHeld(guard="load average")]
+    clock.now += 1.0
+    assert gate.hold(None) == [StartsHeld(guard=None)]
+    clock.now += 9.0
+    assert gate.held_seconds() == (("load average", 1.0), ("memory", 2.5))

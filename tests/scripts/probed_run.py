@@ -1,6 +1,7 @@
 """`ptx run` in this directory with a machine probe that reads fixed figures.
 
-Usage: probed_run.py JOBS CORES MEMORY_USED MEMORY_AVAILABLE CPU_USED
+Usage: probed_run.py JOBS CORES MEMORY_USED MEMORY_AVAILABLE LOAD_AVERAGE LOAD_LIMIT
+("-" for JOBS: no -j given; "-" for LOAD_LIMIT: no --load-average)
 """
 
 from __future__ import annotations
@@ -24,10 +25,19 @@ class FixedProbe:
         return self._cores
 
 
-def main(jobs: str, cores: str, used: str, available: str, cpu: str) -> int:
-    reading = Reading(memory_used=float(used), memory_available=int(available), cpu_used=float(cpu))
+def main(argv: list[str]) -> int:
+    jobs, cores, used, available, load, limit = argv
+    reading = Reading(
+        memory_used=float(used), memory_available=int(available), load_average=float(load)
+    )
     request = workflow.RunRequest(
-        file=None, tag=None, config=None, cwd=Path.cwd(), environ={}, jobs=int(jobs)
+        file=None,
+        tag=None,
+        config=None,
+        cwd=Path.cwd(),
+        environ={},
+        jobs=None if jobs == "-" else int(jobs),
+        load_average=None if limit == "-" else float(limit),
     )
     probe = FixedProbe(reading, int(cores))
     result = workflow.execute(request, PlainView(sys.stderr), probe=probe)
@@ -35,4 +45,4 @@ def main(jobs: str, cores: str, used: str, available: str, cpu: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,109 @@
+"""The machine guards in real runs: they never quietly make a parallel run sequential, each can
+be switched off, load throttling is asked for, and every hold is reported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+from projects import make_project, ptx, read_report, task
+from test_run_safety import intervals, peak, timed
+
+from ptx.run.jobs import available_cores
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+BURN_SECONDS = 60  # a burner's own bound, should its teardown never come
+_BURN = f"import time\nend = time.time() + {BURN_SECONDS}\nwhile time.time() < end:\n    pass\n"
+
+
+@pytest.fixture
+def busy_machine() -> Iterator[None]:
+    """Every core ptx may use kept busy by programs that are not ptx's."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(available_cores() + 1)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def fan_out(times: Path, seconds: float = 1.0) -> list[dict[str, object]]:
+    """Task 1, then tasks 2-4 on it: they become ready once the guards have read the machine."""
+    return [
+        task(1, "sleep 0.6"),
+        *(task(n, timed(times, f"t{n}", seconds), 1) for n in (2, 3, 4)),
+    ]
+
+
+def fan_spans(times: Path) -> list[tuple[float, float]]:
+    spans = intervals(times)
+    assert set(spans) == {"t2", "t3", "t4"}
+    return list(spans.values())
+
+
+@pytest.mark.usefixtures("busy_machine")
+def test_a_busy_machine_does_not_make_the_run_sequential(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    root = make_project(tmp_path, fan_out(times))
+    result = ptx(root, "run", "-j", "3", "--report-json", "r.json")
+    assert result.returncode == 0, result.stderr
+    assert peak(fan_spans(times)) == 3  # the three ran side by side
+    assert read_report(root / "r.json")["held_seconds"] == {}
+    assert "starts held" not in result.stderr
+
+
+def test_max_resource_utilization_one_holds_nothing(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    # No machine has a tebibyte free per task: only a guard that is off lets them start.
+    root = make_project(
+        tmp_path,
+        fan_out(times),
+        safety_thresholds={"max_resource_utilization": 1.0},
+        resource_limits={"memory_per_task": "1Ti"},
+    )
+    result = ptx(root, "run", "-j", "3", "--report-json", "r.json")
+    assert result.returncode == 0, result.stderr
+    assert peak(fan_spans(times)) == 3
+    assert read_report(root / "r.json")["held_seconds"] == {}
+
+
+def test_a_guard_that_holds_starts_is_named_with_how_long_it_held(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    root = make_project(tmp_path, fan_out(times, 0.4), resource_limits={"memory_per_task": "1Ti"})
+    result = ptx(root, "run", "-j", "3", "--report-json", "r.json")
+    assert result.returncode == 0, result.stderr
+    assert peak(fan_spans(times)) == 1
+    spans = sorted(fan_spans(times))
+    held = read_report(root / "r.json")["held_seconds"]
+    assert list(held) == ["memory"]
+    # Held from the second task's start until the third's, at the least.
+    assert held["memory"] >= spans[2][0] - spans[1][0] - 0.05
+    assert "starts held by memory" in result.stderr
+    assert "starts no longer held" in result.stderr
+    assert "starts held by the machine guards: memory " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "config"),
+    [(("--load-average", "0"), {}), ((), {"safety_thresholds": {"max_load_average": 0}})],
+)
+def test_load_average_throttling_holds_starts_only_when_asked_for(
+    tmp_path: Path, args: tuple[str, ...], config: dict[str, object]
+) -> None:
+    times = tmp_path / "times"
+    root = make_project(tmp_path, fan_out(times, 0.4), **config)
+    result = ptx(root, "run", "-j", "3", *args, "--report-json", "r.json")
+    assert result.returncode == 0, result.stderr
+    assert peak(fan_spans(times)) == 1  # no load is below 0: one task at a time
+    assert list(read_report(root / "r.json")["held_seconds"]) == ["load average"]
+    waiting = [line for line in result.stderr.splitlines() if " waiting " in line]
+    assert waiting
+    assert all(line.endswith(": for load average") for line in waiting), waiting
