@@ -138,8 +138,9 @@ def plan(
         if all_tags and output in (PlanFormat.mermaid, PlanFormat.dot):
             raise UsageError("--all-tags plans print as text or json")
         projects, settings = _load_tags(file, tag, config, all_tags=all_tags)
+        planned_jobs = _jobs(jobs, settings)
         plans = [
-            _make_plan(project, settings, jobs, subtasks=subtasks, include_all=include_all)
+            _make_plan(project, settings, planned_jobs, subtasks=subtasks, include_all=include_all)
             for project in projects
         ]
         _show_plans(plans, output, many=all_tags)
@@ -153,8 +154,18 @@ def plan(
             _refusal(display_path(projects[0].path), errors)
 
 
+def _jobs(jobs: int | None, settings: Config) -> int:
+    """The -j `ptx run` would use here, and why it is not the config's, if it is not."""
+    from ptx.run.jobs import available_cores, effective_jobs  # noqa: PLC0415 - only plan and run
+
+    decided = effective_jobs(jobs, settings, available_cores())
+    if decided.why is not None:
+        State.ui.notice(decided.why)
+    return decided.jobs
+
+
 def _make_plan(
-    project: Project, settings: Config, jobs: int | None, *, subtasks: bool, include_all: bool
+    project: Project, settings: Config, jobs: int, *, subtasks: bool, include_all: bool
 ) -> Plan:
     # Planning reads the journal's history (sqlite, psutil): imported here, not at start-up.
     from ptx.graph.plan import make_plan  # noqa: PLC0415 - only plan needs it here
@@ -162,7 +173,7 @@ def _make_plan(
 
     return make_plan(
         project.tasks,
-        jobs=jobs or settings.max_concurrency,
+        jobs=jobs,
         satisfied=settings.satisfied_statuses,
         subtasks=subtasks,
         include_all=include_all,

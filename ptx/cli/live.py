@@ -126,7 +126,7 @@ class LiveView:
         self._notices: list[tuple[str, str]] = []
         self._run_id, self._jobs, self._began = "", 1, clock()
         self._held: str | None = None  # the machine guard holding every start now
-        # Touched only by the drawing thread:
+        # Touched only by the drawing thread (and `_sampled` once more when the run starts):
         self._probe = TreeProbe()
         self._tails: dict[str, tuple[int, str]] = {}  # log -> (size when read, last line)
         self._sampled = -SAMPLE_SECONDS
@@ -173,6 +173,7 @@ class LiveView:
 
     def _run_started(self, event: RunStarted, now: float) -> None:
         self._run_id, self._jobs, self._began = event.run_id, event.jobs, now
+        self._sampled = now - SAMPLE_SECONDS  # the next frame predicts: there is work now
         for info in event.tasks:
             self._rows[info.id] = _Row(id=info.id, title=info.title, estimate=info.estimate)
         self._graph = graph_of({info.id: info.dependencies for info in event.tasks}, ())

@@ -218,6 +218,7 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
     timeline = [] if quiet else gantt_lines(result, width)
     if timeline:
         parts.append(Text("\n".join(timeline)))
+    parts.append(_counts_text(result.tasks))
     parts.append(_figures_text(result))
     parts.extend(_safety_lines(result))
     parts.extend(_blocked_lines(result))
@@ -225,6 +226,19 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
     failed = _failed_statuses()
     parts.extend(_failed_block(task) for task in result.tasks if task.status in failed)
     return parts
+
+
+def _counts_text(tasks: Sequence[TaskResult]) -> Text:
+    """How the tasks ended, each kind counted apart: an interrupted task did not fail."""
+    from ptx.core.events import FAILURES  # noqa: PLC0415 - see _failed_statuses
+
+    kinds: dict[str, int] = {}
+    for task in tasks:
+        kind = "failed" if task.status in FAILURES else task.status.value
+        kinds[kind] = kinds.get(kind, 0) + 1
+    order = ("succeeded", "failed", "interrupted", "skipped", "not-run")
+    counted = ", ".join(f"{kinds[kind]} {kind}" for kind in order if kind in kinds)
+    return Text(f"{_count(len(tasks), 'task')}: {counted}")
 
 
 def _task_table(tasks: Sequence[TaskResult]) -> Text:
@@ -343,7 +357,10 @@ def _failed_block(task: TaskResult) -> Text:
     from ptx.outputs.report import log_tail  # noqa: PLC0415 - see _failed_statuses
 
     code = "" if task.exit_code is None else f" (exit {task.exit_code})"
-    text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
+    if task.status.value == "interrupted":  # stopped, not failed: how far it got
+        text = Text(f"INTERRUPTED: {task.id}{code}\n", style="bold magenta")
+    else:
+        text = Text(f"FAILED: {task.id} {task.status.value}{code}\n", style="bold red")
     text.append(Text(f"{task.command or ''}\n", style="dim"))
     if task.integration is not None and task.reason:
         text.append(Text(f"{task.reason}\n", style="bold red"))

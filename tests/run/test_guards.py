@@ -3,6 +3,7 @@ be switched off, load throttling is asked for, and every hold is reported."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -107,3 +108,26 @@ def test_load_average_throttling_holds_starts_only_when_asked_for(
     waiting = [line for line in result.stderr.splitlines() if " waiting " in line]
     assert waiting
     assert all(line.endswith(": for load average") for line in waiting), waiting
+
+
+# --- -j: what plan predicts with is what run uses ----------------------------------------------
+
+
+def test_plan_predicts_with_the_jobs_run_would_use_and_says_why(tmp_path: Path) -> None:
+    cores = available_cores()
+    tasks = [task(n, "true", ptx_estimate_seconds=1) for n in range(1, 80)]
+    limits = {"cpu_per_task": 1, "max_concurrent_tasks": 100}
+    root = make_project(tmp_path, tasks, max_concurrency=64, resource_limits=limits)
+    result = ptx(root, "plan", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["jobs"] == cores
+    word = "core" if cores == 1 else "cores"
+    assert result.stderr == (
+        f"ptx: max_concurrency 64 lowered to {cores}: cpu_per_task 1 allows {cores} on {cores} "
+        f"{word} (an explicit -j is not)\n"
+    )
+    dry = ptx(root, "run", "-n")
+    assert f"dry run: 79 tasks with -j {cores}," in dry.stderr
+    explicit = ptx(root, "plan", "-j", "64", "--json")
+    assert json.loads(explicit.stdout)["jobs"] == 64
+    assert "-j 64 runs as asked, though cpu_per_task 1 allows" in explicit.stderr
