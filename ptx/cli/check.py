@@ -22,7 +22,7 @@ from ptx.cli.common import (
     handled,
 )
 from ptx.core.errors import ExitCode, UsageError
-from ptx.core.model import Severity
+from ptx.core.model import Severity, counted
 from ptx.taskmaster import config as config_module
 from ptx.taskmaster import discovery
 from ptx.taskmaster import reader as taskmaster
@@ -109,8 +109,9 @@ def _show_findings(
         if findings:
             State.ui.data(export.findings_github(path, findings))
     else:
-        count = sum(len(project.tasks.tasks) for project in projects)
-        State.ui.display_findings(path, findings, count)
+        units = [task for project in projects for task in project.tasks.tasks]
+        subtasks = sum(task.is_subtask for task in units)
+        State.ui.display_findings(path, findings, len(units) - subtasks, subtasks)
 
 
 def plan(
@@ -189,7 +190,8 @@ def _refusal(path: str, errors: list[Finding]) -> NoReturn:
     for finding in errors:
         State.ui.err.print(finding_line(path, finding))
     State.ui.error(
-        f"{len(errors)} validation error(s): `ptx run` refuses to start until they are fixed"
+        f"{counted(len(errors), 'validation error')}: `ptx run` refuses to start until they"
+        " are fixed"
     )
     raise typer.Exit(ExitCode.FAILED)
 

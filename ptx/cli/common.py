@@ -39,6 +39,8 @@ SubtasksOption = Annotated[
     bool, typer.Option("--subtasks", help="Run subtasks as the units instead of whole tasks.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+# For the commands without --format: a help text must never name an option its command lacks.
+PrintJsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
 @contextlib.contextmanager

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ptx.cli.common import ConfigOption, FileOption, JobsOption, JsonOption, State, handled
+from ptx.cli.common import (
+    ConfigOption,
+    FileOption,
+    JobsOption,
+    PrintJsonOption,
+    State,
+    handled,
+)
 
 
 def show_config(
@@ -13,7 +20,7 @@ def show_config(
     config: ConfigOption = None,
     jobs: JobsOption = None,
     *,
-    as_json: JsonOption = False,
+    as_json: PrintJsonOption = False,
 ) -> None:
     """Print the effective configuration and where each value came from."""
     from ptx.cli import configview as config_view  # noqa: PLC0415 - only config needs it

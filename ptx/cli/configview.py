@@ -106,11 +106,29 @@ def render_text(view: Effective) -> str:
     """One `key = value  (source)` line per setting, under the file that was read."""
     width = max(len(setting.key) for setting in view.settings)
     head = f"# config file: {view.file or 'none (built-in defaults)'}"
-    lines = [
-        f"{item.key:<{width}} = {json.dumps(item.value, ensure_ascii=False)}  ({item.source})"
-        for item in view.settings
-    ]
+    lines = [f"{item.key:<{width}} = {_shown(item)}  ({item.source})" for item in view.settings]
     return "\n".join([head, *lines])
+
+
+_SIZES = frozenset({"resource_limits.memory_per_task"})
+_UNITS = (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
+_UNITS_1000 = (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
+
+
+def _shown(setting: Setting) -> str:
+    """A value as a config file would hold it: sizes as a quantity ("512Mi"), not bytes."""
+    if setting.key in _SIZES and isinstance(setting.value, int):
+        return size_text(setting.value)
+    return json.dumps(setting.value, ensure_ascii=False)
+
+
+def size_text(count: int) -> str:
+    """Bytes as the shortest exact quantity (512Mi, 2G; 1Gi, not 1024Mi), else bytes."""
+    exact = [(count // size, unit) for unit, size in (*_UNITS, *_UNITS_1000) if count % size == 0]
+    if not exact:
+        return str(count)
+    number, unit = min(exact)
+    return f"{number}{unit}"
 
 
 def render_json(view: Effective) -> str:

@@ -5,17 +5,27 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ptx.core.model import seconds_text
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ptx.core.events import RunResult, TaskResult
 
-LEGEND = "# = ran, x failed, ~ interrupted"
 PER_TASK_LIMIT = 30  # more rows than this stop reading as a picture: draw worker slots instead
 MIN_WIDTH = 40
 # Succeeded work alternates between two marks so that back-to-back tasks on one slot stay apart.
 _DONE_MARKS = ("#", "=")
 _STATUS_MARK = {"failed": "x", "timeout": "x", "memory-exceeded": "x", "interrupted": "~"}
+_WAIT = "."  # between a task's attempts: waiting to retry, not running
+# Every character a timeline may use, in the order the legend names them.
+_MEANING = {
+    "#": "ran",
+    "=": "ran (the next task)",
+    "x": "failed",
+    "~": "interrupted",
+    _WAIT: "retry wait",
+}
 
 
 def gantt_lines(result: RunResult, width: int = 80) -> list[str]:
@@ -33,14 +43,21 @@ def gantt_lines(result: RunResult, width: int = 80) -> list[str]:
     start, wall = result.started_at, max(result.ended_at - result.started_at, 1e-9)
     scale = columns / wall
     lines = [_header(per_task=per_task, wall=wall, columns=columns)]
+    used: set[str] = set()
     for label, tasks in rows:
         cells = [" "] * columns
         for index, task in enumerate(tasks):
             _draw(cells, task, start, scale, _mark(task, index))
+        used.update(cells)
         lines.append(f"{label.rjust(label_width)} |{''.join(cells)}|")
     lines.append(_axis(label_width, columns, wall))
-    lines.append(" " * (label_width + 2) + LEGEND)
+    lines.append(" " * (label_width + 2) + legend(used))
     return lines
+
+
+def legend(used: set[str]) -> str:
+    """What each character drawn means, only those drawn: "# ran, x failed"."""
+    return ", ".join(f"{mark} {meaning}" for mark, meaning in _MEANING.items() if mark in used)
 
 
 def _task_rows(ran: Sequence[TaskResult]) -> list[tuple[str, list[TaskResult]]]:
@@ -70,8 +87,21 @@ def _mark(task: TaskResult, index: int) -> str:
 
 
 def _draw(cells: list[str], task: TaskResult, start: float, scale: float, mark: str) -> None:
+    """The task's attempts in `mark`, the waits between them as `_WAIT`; the last attempt
+    carries the task's outcome, the earlier ones failed."""
     began = task.started_at if task.started_at is not None else start
     ended = task.ended_at if task.ended_at is not None else began
+    spans = task.spans or ((began, ended),)
+    _fill(cells, (spans[0][0], spans[-1][1]), start, scale, _WAIT)
+    for index, span in enumerate(spans):
+        final = index == len(spans) - 1
+        _fill(cells, span, start, scale, mark if final else _STATUS_MARK["failed"])
+
+
+def _fill(
+    cells: list[str], span: tuple[float, float], start: float, scale: float, mark: str
+) -> None:
+    began, ended = span
     first = min(len(cells) - 1, max(0, int((began - start) * scale)))
     last = min(len(cells), max(first + 1, math.ceil((ended - start) * scale)))  # always shows
     for column in range(first, last):
@@ -94,11 +124,3 @@ def _short(seconds: float) -> str:
         ms = seconds * 1000
         return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.2g} ms"
     return seconds_text(seconds)
-
-
-def seconds_text(seconds: float) -> str:
-    """A duration as the report prints it: "4.2 s", "3 min 07.5 s"."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes)} min {rest:04.1f} s"

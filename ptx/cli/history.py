@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx.cli.common import FileOption, JsonOption, State, display_path, handled
+from ptx.cli.common import FileOption, PrintJsonOption, State, display_path, handled
 from ptx.core.errors import UsageError
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 from ptx.taskmaster import discovery
@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 
 def _journal(file: Path | None) -> Journal:
     """The journal of the project around the current directory, which must have runs."""
+    journal, state_dir = _journal_if_any(file)
+    if journal is None:
+        raise UsageError(f"no runs recorded in {display_path(state_dir)}")
+    return journal
+
+
+def _journal_if_any(file: Path | None) -> tuple[Journal | None, Path]:
+    """The journal of the project around the current directory (None before its first run),
+    and its state directory."""
     # The journal brings sqlite and psutil (also via the state dir): only the commands
     # that read past runs load it.
     from ptx.journal.statedir import STATE_DIR_NAME  # noqa: PLC0415 - it imports the journal
@@ -27,8 +36,8 @@ def _journal(file: Path | None) -> Journal:
     root = discovery.project_root(file or discovery.find_tasks_file(Path.cwd()))
     state_dir = root / STATE_DIR_NAME
     if not (state_dir / DB_NAME).is_file():
-        raise UsageError(f"no runs recorded in {display_path(state_dir)}")
-    return Journal.read(state_dir)
+        return None, state_dir
+    return Journal.read(state_dir), state_dir
 
 
 def report(
@@ -71,14 +80,21 @@ def runs(
     file: FileOption = None,
     *,
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
-    as_json: JsonOption = False,
+    as_json: PrintJsonOption = False,
 ) -> None:
     """List past runs, newest first: id, start, status, tasks, wall and speedup."""
     from ptx.outputs.report import run_summary, summary_cells  # noqa: PLC0415 - only runs needs them
 
-    with handled(), _journal(file) as journal:
-        summaries = [run_summary(info, journal.report(info.run_id)) for info in journal.runs(limit)]
+    summaries = []
+    with handled():
+        journal, _ = _journal_if_any(file)
+        if journal is not None:
+            with journal:
+                listed = journal.runs(limit)
+                summaries = [run_summary(info, journal.report(info.run_id)) for info in listed]
     if as_json:
         State.ui.data(json.dumps(summaries, indent=2))
+    elif not summaries:  # a project before its first run is not an error: like `git log`
+        State.ui.notice("no runs yet")
     else:
         State.ui.display_runs([summary_cells(summary) for summary in summaries])

@@ -20,6 +20,7 @@ from ptx.core.events import (
     TaskStarted,
     TaskWaiting,
 )
+from ptx.core.model import counted
 
 
 class PlainView:
@@ -69,7 +70,8 @@ def _always(event: object) -> str | None:
 
 def _progress(event: object) -> str | None:  # noqa: PLR0911 - one return per event kind
     if isinstance(event, RunStarted):
-        return f"run {event.run_id}: {event.total} tasks, -j {event.jobs}, logs in {event.log_dir}"
+        tasks = counted(event.total, "task")
+        return f"run {event.run_id}: {tasks}, -j {event.jobs}, logs in {event.log_dir}"
     if isinstance(event, TaskStarted):
         again = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         return f"started {event.id}{again}: {event.title}"

@@ -20,6 +20,7 @@ from ptx.cli.common import (
     handled,
 )
 from ptx.core.errors import ExitCode
+from ptx.core.model import counted
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def run(
 def _show_dry_run(prepared: Prepared, lines: list[tuple[TaskId, str]]) -> None:
     resuming = f" resuming run {prepared.resumed.run_id}:" if prepared.resumed else ""
     State.ui.notice(
-        f"dry run:{resuming} {len(lines)} tasks with -j {prepared.jobs},"
+        f"dry run:{resuming} {counted(len(lines), 'task')} with -j {prepared.jobs},"
         " in the order they would start"
     )
     isolation = prepared.isolation

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from ptx.cli.gantt import gantt_lines, seconds_text
-from ptx.core.model import Severity
+from ptx.cli.gantt import gantt_lines
+from ptx.core.model import Severity, counted, seconds_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,7 +57,11 @@ class Ui:
         else:
             self.data(text.plain)
 
-    def display_findings(self, file: str, findings: Sequence[Finding], task_count: int) -> None:
+    def display_findings(
+        self, file: str, findings: Sequence[Finding], task_count: int, subtask_count: int = 0
+    ) -> None:
+        """The findings, then a summary that counts tasks as `ptx plan` does: top-level tasks,
+        with their subtasks counted apart."""
         from ptx.outputs.export import finding_line  # noqa: PLC0415 - only validate shows findings
 
         for finding in findings:
@@ -68,6 +72,8 @@ class Ui:
             f"{_count(errors, 'error')}, {_count(len(findings) - errors, 'warning')} "
             f"in {_count(task_count, 'task')}"
         )
+        if subtask_count:
+            summary += f" and {_count(subtask_count, 'subtask')}"
         self.err.print(Text(summary, style="bold red" if errors else "green"))
 
     def display_report(self, result: RunResult, *, quiet: bool = False, width: int = 80) -> None:
@@ -96,8 +102,7 @@ class Ui:
             self.out.print(Text(f"blocked {unit}: {reason}", style="yellow"))
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+_count = counted
 
 
 def _plan_header(plan: Plan) -> Text:
@@ -312,7 +317,7 @@ def _figures_text(result: RunResult) -> Text:
     numbers = figures(result)
     text = Text()
     text.append(f"wall {seconds_text(numbers.wall)}, work {seconds_text(numbers.work)}, ")
-    text.append(f"speedup {numbers.speedup:.2f}x on {result.jobs} workers ")
+    text.append(f"speedup {numbers.speedup:.2f}x on {_count(result.jobs, 'worker')} ")
     text.append(f"(efficiency {numbers.efficiency:.0%})\n")
     text.append("critical path ")
     text.append(path_text(numbers.critical_path, PATH_ENDS) or "-", style="red")

@@ -66,6 +66,7 @@ class TaskResult:
     reason: str | None = None  # why it was skipped or not run
     command: str | None = None
     integration: TaskIntegration | None = None  # isolated runs only
+    spans: tuple[tuple[float, float], ...] = ()  # (start, end) of each attempt, in order
 
     @property
     def duration(self) -> float | None:

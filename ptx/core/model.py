@@ -41,6 +41,19 @@ def id_key(task_id: TaskId) -> tuple[int, ...]:
     return tuple(int(part) for part in task_id.split("."))
 
 
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """ "1 task", "2 tasks": every count ptx prints agrees with its number."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration as the report prints it: "4.2 s", "3 min 07.5 s"."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)} min {rest:04.1f} s"
+
+
 def frozen_map(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping)) if mapping else _EMPTY
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import psutil
 
+from ptx.core.model import counted
 from ptx.executors import proctree
 from ptx.executors import spawn as spawn_
 from ptx.executors.logfile import LogFile
@@ -295,9 +296,8 @@ def _sweep(leader: _Leader, grace: float, stop: Stop, log: LogFile) -> None:
     if left:
         immediate = stop.immediate
         sent = "SIGKILL" if immediate else "SIGTERM"
-        log.note(
-            f"command ended, {len(left)} process(es) left: {sent} to process group {leader.pgid}"
-        )
+        processes = counted(len(left), "process", "processes")
+        log.note(f"command ended, {processes} left: {sent} to process group {leader.pgid}")
         _end(leader, (), grace, stop, log, term=not immediate)
 
 

@@ -43,17 +43,13 @@ def check(tasks: TaskList, *, satisfied: frozenset[str]) -> tuple[Finding, ...]:
     )
 
 
-def _kind(task: Task) -> str:
-    return "subtask" if task.is_subtask else "task"
-
-
 def _missing(nodes: Mapping[TaskId, Task], tag: str) -> list[Finding]:
     return [
         Finding(
             code=Code.MISSING_DEPENDENCY,
             severity=Severity.ERROR,
             task=task.id,
-            message=f"{_kind(task)} {task.id} depends on {dep}, which does not exist",
+            message=f"depends on {dep}, which does not exist",
             tag=tag,
         )
         for task in nodes.values()
@@ -70,8 +66,7 @@ def _done_on_unfinished(
             code=Code.DONE_DEPENDS_ON_UNFINISHED,
             severity=Severity.WARNING,
             task=task.id,
-            message=f"{_kind(task)} {task.id} is {task.status} but depends on {dep}"
-            f" ({nodes[dep].status})",
+            message=f"is {task.status} but depends on {dep} ({nodes[dep].status})",
             tag=tag,
         )
         for task in nodes.values()

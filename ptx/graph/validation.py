@@ -65,15 +65,14 @@ def resource_findings(
                     Code.UNKNOWN_RESOURCE,
                     tag,
                     task_id,
-                    f"task {task_id} requests unknown resource '{name}' (resources: {known})",
+                    f"requests unknown resource '{name}' (resources: {known})",
                 )
             elif amount > capacities[name]:
                 yield _error(
                     Code.RESOURCE_OVER_CAPACITY,
                     tag,
                     task_id,
-                    f"task {task_id} requests {amount} of '{name}', "
-                    f"whose capacity is {capacities[name]}",
+                    f"requests {amount} of '{name}', whose capacity is {capacities[name]}",
                 )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ptx.core import events
 from ptx.core.events import Status
+from ptx.core.model import counted
 from ptx.graph.units import PATH_ENDS, path_text
 from ptx.outputs.report import figures, log_tail
 
@@ -106,10 +107,11 @@ def step_summary(result: RunResult) -> str:
     counts = {status: sum(task.status is status for task in result.tasks) for status in Status}
     summary = ", ".join(f"{n} {status.value}" for status, n in counts.items() if n)
     path = path_text(numbers.critical_path, PATH_ENDS, " → ") or "-"
+    tasks = counted(len(result.tasks), "task")
     lines = [
         f"### ptx run `{result.run_id}`: {result.status}",
         "",
-        f"{len(result.tasks)} tasks on {result.jobs} workers: {summary or 'nothing to run'}",
+        f"{tasks} on {counted(result.jobs, 'worker')}: {summary or 'nothing to run'}",
         "",
         "| figure | value |",
         "| --- | --- |",

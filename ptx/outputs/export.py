@@ -57,8 +57,9 @@ def _where(finding: Finding) -> str:
     parts = []
     if finding.tag is not None:
         parts.append(f"[{finding.tag}]")
-    if finding.task is not None:
-        parts.append(f"task {finding.task}")
+    if finding.task is not None:  # the message never names it again
+        kind = "subtask" if "." in finding.task else "task"
+        parts.append(f"{kind} {finding.task}")
     return " ".join(parts)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ptx.core.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
-from ptx.core.model import id_key
+from ptx.core.model import id_key, seconds_text
 from ptx.executors.logfile import log_end
 from ptx.graph.digraph import Structure, dependents, depths, indexed, kahn, longest_path
 from ptx.outputs import integration
@@ -35,6 +35,9 @@ class Figures:
     level_barrier: float
 
 
+_MIN_WALL = 1e-9  # a run that took no measurable time still divides by something
+
+
 def figures(result: RunResult) -> Figures:
     """The run's figures. The journal's report, the screen and each export all ask for them,
     and a longest path and level-barrier schedule over thousands of tasks is not free: the
@@ -51,11 +54,13 @@ _last_figures: list[tuple[RunResult, Figures]] = []  # results are immutable
 
 def _figures(result: RunResult) -> Figures:
     durations = {task.id: task.duration or 0.0 for task in result.tasks}
-    wall = max(result.ended_at - result.started_at, 1e-9)
+    wall = max(result.ended_at - result.started_at, _MIN_WALL)
     work = sum(durations.values())
     shape = graph_of(result.dependencies, durations)
     weight = [durations.get(unit, 0.0) for unit in shape.ids]
     chain, length = longest_path(shape.adj, shape.order, weight)
+    ran = {task.id for task in result.tasks if task.started_at is not None}
+    path = tuple(shape.ids[v] for v in chain if shape.ids[v] in ran)  # what never ran took no time
     bound = max(length, work / result.jobs)
     speedup = work / wall
     return Figures(
@@ -63,7 +68,7 @@ def _figures(result: RunResult) -> Figures:
         work=work,
         speedup=speedup,
         efficiency=speedup / result.jobs,
-        critical_path=tuple(shape.ids[v] for v in chain),
+        critical_path=path,
         critical_seconds=length,
         bound=bound,
         optimality=bound / wall,
@@ -163,6 +168,7 @@ def _task_dict(task: TaskResult, dependencies: Sequence[TaskId]) -> dict[str, An
         "reason": task.reason,
         "command": task.command,
         "dependencies": list(dependencies),
+        "attempt_spans": [list(span) for span in task.spans],
     }
 
 
@@ -243,6 +249,7 @@ def _task_result(entry: Mapping[str, Any]) -> TaskResult:
         reason=entry.get("reason"),
         command=entry.get("command"),
         integration=integration.task_from(entry.get("integration")),
+        spans=tuple((float(start), float(end)) for start, end in entry.get("attempt_spans") or ()),
     )
 
 
@@ -267,13 +274,16 @@ def run_summary(info: RunInfo, report: str | None) -> dict[str, Any]:
     """One line of `ptx runs`; the numbers come from the run's report, absent without one."""
     data = json.loads(report) if report is not None else {}
     tasks = data.get("tasks")
+    wall = data.get("wall_seconds")
+    if "ended_at" in data and "started_at" in data:  # unrounded: as `ptx report` shows it
+        wall = max(data["ended_at"] - data["started_at"], _MIN_WALL)
     return {
         "run_id": info.run_id,
         "started_at": info.started_at,
         "status": info.status,
         "tag": info.tag,
         "tasks": None if tasks is None else len(tasks),
-        "wall_seconds": data.get("wall_seconds"),
+        "wall_seconds": wall,
         "speedup": data.get("speedup"),
     }
 
@@ -286,7 +296,7 @@ def summary_cells(summary: Mapping[str, Any]) -> tuple[str, ...]:
         started,
         summary["status"],
         "-" if summary["tasks"] is None else str(summary["tasks"]),
-        "-" if wall is None else f"{wall:.1f} s",
+        "-" if wall is None else seconds_text(wall),
         "-" if speedup is None else f"{speedup:.2f}x",
     )
 

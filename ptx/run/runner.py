@@ -294,6 +294,7 @@ class Run:
                 return
         self.running.discard(unit)
         track.command = message.command or track.command
+        track.spans.append((outcome.started_at, outcome.ended_at))
         track.last_ended, track.exit_code, track.status = (
             outcome.ended_at,
             outcome.exit_code,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import psutil
 
 from ptx.core.events import BreakerChanged, Degraded
+from ptx.core.model import counted
 from ptx.run.jobs import available_cores
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ class Breakers:
         breaker.failures += 1
         if breaker.failures < self.settings.failure_threshold:
             return None
-        return self._move(name, State.OPEN, f"{breaker.failures} failures in a row")
+        return self._move(name, State.OPEN, f"{counted(breaker.failures, 'failure')} in a row")
 
     def tick(self) -> list[BreakerChanged]:
         """The transitions that time alone causes, due now."""

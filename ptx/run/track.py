@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ptx.core.events import RunResult, Status, TaskInfo, TaskIntegration, TaskResult
@@ -33,6 +33,7 @@ class Track:
     command: str | None = None
     withheld: bool = False  # left out: a status set outside ptx (reason says which)
     integration: TaskIntegration | None = None  # isolated runs: its last attempt's work
+    spans: list[tuple[float, float]] = field(default_factory=list)  # each attempt's
 
     @property
     def failure(self) -> str:
@@ -58,6 +59,7 @@ class Track:
             reason=reason,
             command=self.command,
             integration=self.integration,
+            spans=tuple(self.spans),
         )
 
 

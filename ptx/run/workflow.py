@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ptx.core.errors import ExitCode, PtxError, UsageError
 from ptx.core.events import Notice
-from ptx.core.model import Severity, id_key
+from ptx.core.model import Severity, counted, id_key
 from ptx.executors import base as executors
 from ptx.executors import process
 from ptx.graph import plan, schedule, validation
@@ -56,7 +56,8 @@ class ValidationFailedError(PtxError):
 
     def __init__(self, findings: Sequence[Finding], path: Path) -> None:
         self.findings, self.path = tuple(findings), path
-        super().__init__(f"{len(findings)} validation error(s): fix them or run `ptx validate`")
+        errors = counted(len(findings), "validation error")
+        super().__init__(f"{errors}: fix them or run `ptx validate`")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,8 +175,9 @@ def _refuse_unrunnable(selection: Selection, config: Config) -> None:
     missing = commands.missing_commands(selection.work.nodes.values(), config)
     if missing:
         listed = ", ".join(sorted(missing, key=id_key))
+        which = "task" if len(missing) == 1 else "tasks"
         raise UsageError(
-            f"no command for task(s) {listed}: set metadata.ptx.command, "
+            f"no command for {which} {listed}: set metadata.ptx.command, "
             "tasks.<id>.command or the config's command template"
         )
 

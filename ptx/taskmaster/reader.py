@@ -149,7 +149,7 @@ class _TagReader:
         numbers: set[str] = set()
         self.siblings[task_id] = numbers
         if items is not None and type(items) is not list:
-            message = f"task {task_id}: subtasks should be a list, got {_show(items)}; ignored"
+            message = f"subtasks should be a list, got {_show(items)}; ignored"
             self._note(Code.MALFORMED_TASK, _ERROR, task_id, message)
             return []
         for index, sub_obj in enumerate(items or ()):
@@ -173,7 +173,7 @@ class _TagReader:
         self._note(Code.MALFORMED_TASK, _ERROR, task, f"{where}: {problem}; left out")
 
     def _duplicate(self, task_id: str) -> None:
-        message = f"task {task_id}: duplicate id; the first one is kept, this one left out"
+        message = "duplicate id; the first one is kept, this one left out"
         self._note(Code.DUPLICATE_ID, _ERROR, task_id, message)
 
     def _task(
@@ -206,7 +206,7 @@ class _TagReader:
             return value
         if value is None:
             return ""
-        message = f"task {task_id}: {key} should be a string, got {_show(value)}"
+        message = f"{key} should be a string, got {_show(value)}"
         self._note(Code.MALFORMED_TASK, _WARNING, task_id, message)
         return str(value)
 
@@ -215,7 +215,7 @@ class _TagReader:
             return DEFAULT_STATUS
         status = self._text(value, task_id, "status").strip().lower() or DEFAULT_STATUS
         if status not in KNOWN_STATUSES:
-            message = f"task {task_id}: unknown status {_show(status)}, kept as written"
+            message = f"unknown status {_show(status)}, kept as written"
             self._note(Code.UNKNOWN_STATUS, _WARNING, task_id, message)
         return status
 
@@ -228,7 +228,7 @@ class _TagReader:
                 return priority
             if not priority:
                 return inherited
-        message = f"task {task_id}: unknown priority {_show(value)}, read as {DEFAULT_PRIORITY}"
+        message = f"unknown priority {_show(value)}, read as {DEFAULT_PRIORITY}"
         self._note(Code.UNKNOWN_PRIORITY, _WARNING, task_id, message)
         return DEFAULT_PRIORITY
 
@@ -236,7 +236,7 @@ class _TagReader:
         if value is None or value == []:
             return ()
         if type(value) is not list:
-            message = f"task {task_id}: dependencies should be a list, got {_show(value)}; ignored"
+            message = f"dependencies should be a list, got {_show(value)}; ignored"
             self._note(Code.MALFORMED_DEPENDENCY, _ERROR, task_id, message)
             return ()
         deps: list[str] = []
@@ -255,7 +255,7 @@ class _TagReader:
     def _reference(self, entry: object, task_id: str, parent: str | None) -> str | None:
         parts = _id_parts(entry)
         if parts is None:
-            message = f"task {task_id}: malformed dependency {_show(entry)}, dropped"
+            message = f"malformed dependency {_show(entry)}, dropped"
             self._note(Code.MALFORMED_DEPENDENCY, _ERROR, task_id, message)
             return None
         head, tail = parts
@@ -267,7 +267,7 @@ class _TagReader:
             return f"{parent}.{head}"  # neither exists: the graph reports it missing
         if head != parent:  # depending on the parent is reported by _tidy
             message = (
-                f"subtask {task_id} depends on {head}: no subtask {parent}.{head} exists, read as"
+                f"depends on {head}: no subtask {parent}.{head} exists, read as"
                 f" task {head} (Taskmaster's `next` reads it as {parent}.{head}"
                 f" and never runs {task_id})"
             )
@@ -278,16 +278,16 @@ class _TagReader:
         kept: dict[str, None] = {}
         for dep in deps:
             if dep == task_id:
-                message = f"task {task_id} depends on itself; dropped"
+                message = "depends on itself; dropped"
                 self._note(Code.SELF_DEPENDENCY, _ERROR, task_id, message)
             elif dep == parent:
                 message = (
-                    f"subtask {task_id} depends on its parent {parent}: would wait forever"
+                    f"depends on its parent {parent}: would wait forever"
                     " (a task finishes after its subtasks); dropped"
                 )
                 self._note(Code.SUBTASK_DEPENDS_ON_PARENT, _WARNING, task_id, message)
             elif dep in kept:
-                message = f"task {task_id} lists dependency {dep} more than once; kept once"
+                message = f"lists dependency {dep} more than once; kept once"
                 self._note(Code.DUPLICATE_DEPENDENCY, _WARNING, task_id, message)
             else:
                 kept[dep] = None
@@ -298,7 +298,7 @@ class _TagReader:
             return _NO_OPTIONS
         options, problems = parse_options(metadata["ptx"], "metadata.ptx")
         for problem in problems:
-            self._note(Code.BAD_TASK_OPTIONS, _ERROR, task_id, f"task {task_id}: {problem}")
+            self._note(Code.BAD_TASK_OPTIONS, _ERROR, task_id, problem)
         return options
 
 

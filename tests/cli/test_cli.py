@@ -65,7 +65,9 @@ def test_the_corpus_cycle_is_reported_as_a_path() -> None:
 def test_the_comma_joined_dependency_is_reported_exactly() -> None:
     code, out, _ = invoke("validate", "-f", str(CORPUS / "0xfauzi__testcraft.json"))
     assert code == 1
-    assert 'task 29.4: error PTX106: task 29.4: malformed dependency "29.1,29.2,29.3"' in out
+    # The line names the subtask once: the message does not repeat it.
+    assert 'subtask 29.4: error PTX106: malformed dependency "29.1,29.2,29.3"' in out
+    assert all(line.count("29.4") <= 1 for line in out.splitlines())
     assert all("PTX106" in line for line in out.splitlines() if ": error " in line)
 
 
@@ -285,7 +287,7 @@ def test_validate_checks_resource_requests_made_in_the_config(demo: Path) -> Non
     )
     code, out, _ = invoke("validate", "-f", str(demo), "-c", str(config))
     assert code == 1
-    assert "task 3: error PTX122: task 3 requests 2 of 'db', whose capacity is 1" in out
+    assert "task 3: error PTX122: requests 2 of 'db', whose capacity is 1" in out
     assert "warning PTX114: config tasks.99 names no task of tag 'master'" in out
 
 

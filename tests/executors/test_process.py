@@ -179,7 +179,7 @@ def test_background_child_of_a_successful_command_is_ended(tmp_path: Path, pid_f
     assert not outcome.timed_out
     assert len(pids_in(pid_file)) == 1
     assert not _live(pids_in(pid_file)[0])
-    assert "command ended, 1 process(es) left: SIGTERM to process group" in _log(spec)
+    assert "command ended, 1 process left: SIGTERM to process group" in _log(spec)
 
 
 def test_a_child_that_left_the_session_is_killed_on_timeout(tmp_path: Path, pid_file: Path) -> None:

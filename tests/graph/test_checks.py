@@ -25,14 +25,14 @@ def test_missing_dependency_names_both_ids() -> None:
             code=Code.MISSING_DEPENDENCY,
             severity=Severity.ERROR,
             task="49",
-            message="task 49 depends on 50, which does not exist",
+            message="depends on 50, which does not exist",
             tag="master",
         ),
         Finding(
             code=Code.MISSING_DEPENDENCY,
             severity=Severity.ERROR,
             task="49.1",
-            message="subtask 49.1 depends on 7.3, which does not exist",
+            message="depends on 7.3, which does not exist",
             tag="master",
         ),
     )
@@ -95,13 +95,13 @@ def test_done_task_depending_on_unfinished_work_is_a_warning() -> None:
             Code.DONE_DEPENDS_ON_UNFINISHED,
             Severity.WARNING,
             "5",
-            "task 5 is done but depends on 16 (in-progress)",
+            "is done but depends on 16 (in-progress)",
         ),
         (
             Code.DONE_DEPENDS_ON_UNFINISHED,
             Severity.WARNING,
             "18.1",
-            "subtask 18.1 is completed but depends on 18.2 (pending)",
+            "is completed but depends on 18.2 (pending)",
         ),
     ]
 
@@ -109,7 +109,7 @@ def test_done_task_depending_on_unfinished_work_is_a_warning() -> None:
 def test_done_warning_follows_the_satisfied_statuses() -> None:
     tasks = tasklist(task("5", "17", status="done"), task("17", status="cancelled"))
     found = checks.check(tasks, satisfied=frozenset({"done"}))
-    assert [f.message for f in found] == ["task 5 is done but depends on 17 (cancelled)"]
+    assert [f.message for f in found] == ["is done but depends on 17 (cancelled)"]
 
 
 def test_findings_carry_the_tag() -> None:

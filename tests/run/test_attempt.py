@@ -176,7 +176,7 @@ def test_a_command_that_leaves_a_process_behind_is_handed_over_and_swept(
     left = int(pid_file.read_text())
     assert not _live(left)
     log = (harness.tmp_path / "logs" / "1.log").read_text()
-    assert "command ended, 1 process(es) left: SIGTERM to process group" in log
+    assert "command ended, 1 process left: SIGTERM to process group" in log
 
 
 @pytest.mark.usefixtures("long_watch")

@@ -470,7 +470,7 @@ def test_a_task_without_a_command_stops_the_run_before_it_starts(tmp_path: Path)
     root = make_project(tmp_path, tasks)
     result = ptx(root, "run")
     assert result.returncode == 2
-    assert "no command for task(s) 2" in result.stderr
+    assert "no command for task 2" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (root / "one").exists()
     assert not (root / ".ptx" / "logs").exists()

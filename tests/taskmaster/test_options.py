@@ -133,7 +133,7 @@ def test_config_and_tasks_json_report_the_same_problem(tmp_path: Path, raw: obje
     findings = load_project(file=tasks, start=tmp_path, tag=None, environ={}).tasks.findings
 
     from_config = [p.split("parallel_execution.tasks.7", 1)[1] for p in raised.value.problems]
-    from_tasks = [f.message.split("task 7: metadata.ptx", 1)[1] for f in findings]
+    from_tasks = [f.message.split("metadata.ptx", 1)[1] for f in findings]
     assert from_config == from_tasks
     assert from_config
 

@@ -139,7 +139,7 @@ def test_ambiguous_subtask_dependency_is_read_as_the_task() -> None:
     (finding,) = [f for f in tasks.findings if f.code is Code.AMBIGUOUS_SUBTASK_DEPENDENCY]
     assert finding.severity is Severity.WARNING
     assert finding.task == "18.5"
-    assert finding.message.startswith("subtask 18.5 depends on 12: no subtask 18.12 exists")
+    assert finding.message.startswith("depends on 12: no subtask 18.12 exists")
     assert "12" in _by_id(tasks)["18.5"].dependencies
 
 
@@ -313,7 +313,7 @@ def test_unknown_status_and_priority_are_warnings(tmp_path: Path) -> None:
         (Code.UNKNOWN_PRIORITY, Severity.WARNING, "1"),
         (Code.UNKNOWN_STATUS, Severity.WARNING, "1"),
     ]
-    assert tasks.findings[1].message == 'task 1: unknown status "wip", kept as written'
+    assert tasks.findings[1].message == 'unknown status "wip", kept as written'
 
 
 def test_wrong_types_in_text_fields_are_coerced_with_a_warning(tmp_path: Path) -> None:
@@ -329,7 +329,7 @@ def test_wrong_types_in_text_fields_are_coerced_with_a_warning(tmp_path: Path) -
         "True",
     )
     assert _codes(tasks) == [(Code.MALFORMED_TASK, Severity.WARNING, "1")] * 3
-    assert tasks.findings[0].message == "task 1: title should be a string, got 5"
+    assert tasks.findings[0].message == "title should be a string, got 5"
 
 
 # --- dependencies ---------------------------------------------------------------------------
@@ -349,7 +349,7 @@ def test_malformed_dependency_is_dropped_and_quoted_exactly(tmp_path: Path, entr
     tasks = _tasks(tmp_path, [{"id": 1, "dependencies": [entry, 2]}])
     assert tasks.tasks[0].dependencies == ("2",)
     assert _codes(tasks) == [(Code.MALFORMED_DEPENDENCY, Severity.ERROR, "1")]
-    assert tasks.findings[0].message == f"task 1: malformed dependency {json.dumps(entry)}, dropped"
+    assert tasks.findings[0].message == f"malformed dependency {json.dumps(entry)}, dropped"
 
 
 @pytest.mark.parametrize("value", ["1,2", 3, {"a": 1}, True])
@@ -382,7 +382,7 @@ def test_subtask_dependency_resolution(tmp_path: Path) -> None:
         (Code.DUPLICATE_DEPENDENCY, Severity.WARNING, "4.5"),
     ]
     assert tasks.findings[1].message == (
-        "subtask 4.3 depends on 12: no subtask 4.12 exists, read as task 12"
+        "depends on 12: no subtask 4.12 exists, read as task 12"
         " (Taskmaster's `next` reads it as 4.12 and never runs 4.3)"
     )
 
@@ -475,14 +475,14 @@ def test_bad_options_are_errors_naming_the_key_path(
 ) -> None:
     tasks = _options_of(tmp_path, ptx)
     assert _codes(tasks) == [(Code.BAD_TASK_OPTIONS, Severity.ERROR, "7")]
-    assert tasks.findings[0].message == f"task 7: metadata.ptx{problem}"
+    assert tasks.findings[0].message == f"metadata.ptx{problem}"
 
 
 def test_good_options_count_next_to_a_bad_one(tmp_path: Path) -> None:
     tasks = _options_of(tmp_path, {"retries": -1, "cwd": "here", "timeout_seconds": 1e400})
     assert [f.message for f in tasks.findings] == [
-        "task 7: metadata.ptx.retries: must be an integer >= 0, got -1",
-        "task 7: metadata.ptx.timeout_seconds: must be a number > 0, got inf",
+        "metadata.ptx.retries: must be an integer >= 0, got -1",
+        "metadata.ptx.timeout_seconds: must be a number > 0, got inf",
     ]
     assert (tasks.tasks[0].options.cwd, tasks.tasks[0].options.retries) == ("here", None)
 
