@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import os
@@ -30,6 +31,7 @@ from ptx.taskmaster import reader as taskmaster
 if TYPE_CHECKING:
     from ptx.core.model import Finding, Project
     from ptx.graph.plan import Plan
+    from ptx.run.jobs import Jobs
     from ptx.taskmaster.config import Config
 
 
@@ -139,9 +141,14 @@ def plan(
         if all_tags and output in (PlanFormat.mermaid, PlanFormat.dot):
             raise UsageError("--all-tags plans print as text or json")
         projects, settings = _load_tags(file, tag, config, all_tags=all_tags)
-        planned_jobs = _jobs(jobs, settings)
+        decided = _jobs(jobs, settings)
         plans = [
-            _make_plan(project, settings, planned_jobs, subtasks=subtasks, include_all=include_all)
+            dataclasses.replace(
+                _make_plan(
+                    project, settings, decided.jobs, subtasks=subtasks, include_all=include_all
+                ),
+                jobs_reason=decided.why,
+            )
             for project in projects
         ]
         _show_plans(plans, output, many=all_tags)
@@ -155,14 +162,11 @@ def plan(
             _refusal(display_path(projects[0].path), errors)
 
 
-def _jobs(jobs: int | None, settings: Config) -> int:
+def _jobs(jobs: int | None, settings: Config) -> Jobs:
     """The -j `ptx run` would use here, and why it is not the config's, if it is not."""
     from ptx.run.jobs import available_cores, effective_jobs  # noqa: PLC0415 - only plan and run
 
-    decided = effective_jobs(jobs, settings, available_cores())
-    if decided.why is not None:
-        State.ui.notice(decided.why)
-    return decided.jobs
+    return effective_jobs(jobs, settings, available_cores())
 
 
 def _make_plan(

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
+from ptx.cli import livetable
 from ptx.cli.follow import last_line
 from ptx.cli.treeprobe import TreeProbe
 from ptx.cli.ui import STATUS_STYLE, short_duration, short_size
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
     from rich.console import Console, RenderableType
+    from rich.table import Table
     from typing_extensions import Self
 
     from ptx.core.model import TaskId
@@ -67,19 +68,6 @@ _SYMBOL = {
 _FAILED = frozenset(status.value for status in FAILURES | {Status.CONFLICT})
 _BAD = _FAILED | {Status.INTERRUPTED.value}
 _OPEN = frozenset({"queued", "waiting", "running", "retry"})
-# (column, narrowest terminal that still shows it): narrow terminals drop the extras first.
-_COLUMNS = (
-    ("id", 0),
-    ("task", 50),
-    ("state", 0),
-    ("try", 110),
-    ("elapsed", 0),
-    ("eta", 70),
-    ("cpu", 90),
-    ("mem", 100),
-    ("output", 60),
-)
-_RIGHT = frozenset({"id", "try", "elapsed", "eta", "cpu", "mem"})
 
 
 @dataclasses.dataclass(slots=True)
@@ -300,21 +288,7 @@ class LiveView:
         return text
 
     def _table(self, rows: Sequence[_Row], width: int, now: float) -> Table:
-        names = [name for name, narrowest in _COLUMNS if width >= narrowest]
-        table = Table(box=None, pad_edge=False, header_style="bold", expand=False)
-        for name in names:
-            table.add_column(
-                name,
-                justify="right" if name in _RIGHT else "left",
-                no_wrap=True,
-                overflow="ellipsis",
-                max_width=30 if name == "task" else None,
-                ratio=1 if name == "output" else None,
-            )
-        for row in rows:
-            cells = self._cells(row, now)
-            table.add_row(*(cells[name] for name in names))
-        return table
+        return livetable.table([self._cells(row, now) for row in rows], width)
 
     def _cells(self, row: _Row, now: float) -> dict[str, Text]:
         symbol, style = _SYMBOL.get(row.state, "?"), STATUS_STYLE.get(row.state, "")

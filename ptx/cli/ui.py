@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ptx.cli.gantt import gantt_lines
+from ptx.cli.reporttable import relative, shortened, task_table
 from ptx.core.model import Severity, counted, seconds_text
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from ptx.core.events import RunResult, Status, TaskResult
     from ptx.core.model import Finding
     from ptx.graph.plan import Plan
-
-_TITLE_WIDTH = 60
 
 
 class Ui:
@@ -98,6 +97,8 @@ class Ui:
             self.lines(_groups_table(plan))
         self.out.print(_critical_path_text(plan))
         self.out.print(_prediction_text(plan))
+        if plan.jobs_reason is not None:
+            self.out.print(Text(plan.jobs_reason))
         for unit, reason in plan.blocked:
             self.out.print(Text(f"blocked {unit}: {reason}", style="yellow"))
 
@@ -130,7 +131,7 @@ def _groups_table(plan: Plan) -> Text:
                 (
                     str(number) if index == 0 else "",
                     unit,
-                    _shortened(task.title),
+                    shortened(task.title),
                     task.priority,
                     "" if seconds is None else seconds_text(seconds),
                 )
@@ -154,13 +155,6 @@ def _padded(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
         cell.rjust(width) if name in _PLAN_RIGHT else cell.ljust(width)
         for name, cell, width in zip(_PLAN_COLUMNS, cells, widths, strict=True)
     ]
-
-
-def _shortened(title: str) -> str:
-    """A title on one line and at most _TITLE_WIDTH characters, ending in … when cut."""
-    if not title.isprintable():
-        title = " ".join(title.split())
-    return title if len(title) <= _TITLE_WIDTH else title[: _TITLE_WIDTH - 1] + "…"
 
 
 def _critical_path_text(plan: Plan) -> Text:
@@ -208,10 +202,6 @@ STATUS_STYLE = {  # one colour per state, wherever a task's or a run's state is 
 }
 
 
-_COLUMNS = ("id", "task", "status", "time", "tries", "exit", "log")
-_RIGHT = frozenset({"id", "time", "tries", "exit"})
-
-
 def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> list[RenderableType]:
     """The final report: the tasks (with `quiet`, only those that did not succeed), the
     timeline (not with `quiet`), the figures, then ninja-style FAILED blocks."""
@@ -219,7 +209,7 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
         nothing = Text("nothing to run: every selected task is done already or blocked (ptx plan)")
         return [nothing, *_blocked_lines(result)]
     shown = [task for task in result.tasks if not quiet or task.status.value != "succeeded"]
-    parts: list[RenderableType] = [_task_table(shown)] if shown else []
+    parts: list[RenderableType] = list(task_table(shown, width, STATUS_STYLE)) if shown else []
     timeline = [] if quiet else gantt_lines(result, width)
     if timeline:
         parts.append(Text("\n".join(timeline)))
@@ -244,54 +234,6 @@ def _counts_text(tasks: Sequence[TaskResult]) -> Text:
     order = ("succeeded", "failed", "interrupted", "skipped", "not-run")
     counted = ", ".join(f"{kinds[kind]} {kind}" for kind in order if kind in kinds)
     return Text(f"{_count(len(tasks), 'task')}: {counted}")
-
-
-def _task_table(tasks: Sequence[TaskResult]) -> Text:
-    """Aligned columns built as one Text: a Rich Table measures every cell, which costs
-    seconds on thousands of tasks."""
-    rows = [_row(task) for task in tasks]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(_COLUMNS)]
-    text = Text()
-    text.append(_aligned(_COLUMNS, widths) + "\n", style="bold")
-    for task, row in zip(tasks, rows, strict=True):
-        status = task.status.value
-        for i, cell in enumerate(row):
-            last = i == len(row) - 1
-            padded = cell if last else _pad(cell, _COLUMNS[i], widths[i])
-            text.append(padded, style=STATUS_STYLE.get(status, "") if i == 2 else "")
-            text.append("\n" if last else "  ")
-    text.rstrip()
-    return text
-
-
-def _row(task: TaskResult) -> tuple[str, ...]:
-    duration = task.duration
-    title = task.title if len(task.title) <= _TITLE_WIDTH else task.title[: _TITLE_WIDTH - 1] + "…"
-    return (
-        task.id,
-        title,
-        task.status.value,
-        "" if duration is None else seconds_text(duration),
-        str(task.attempts),
-        "" if task.exit_code is None else str(task.exit_code),
-        _relative(task.log) if task.log else task.reason or "",
-    )
-
-
-def _aligned(cells: Sequence[str], widths: Sequence[int]) -> str:
-    columns = zip(_COLUMNS, cells, widths, strict=True)
-    return "  ".join(_pad(cell, name, width) for name, cell, width in columns).rstrip()
-
-
-def _pad(cell: str, column: str, width: int) -> str:
-    return cell.rjust(width) if column in _RIGHT else cell.ljust(width)
-
-
-def _relative(path: str) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return path
 
 
 def _integration_lines(result: RunResult) -> list[Text]:
@@ -372,7 +314,7 @@ def _failed_block(task: TaskResult) -> Text:
     for line in log_tail(task.log):
         text.append(Text(line + "\n"))
     if task.log and os.path.exists(task.log):  # noqa: PTH110 - ui.py works on str paths
-        text.append(Text(f"full log: {_relative(task.log)}", style="dim"))
+        text.append(Text(f"full log: {relative(task.log)}", style="dim"))
     else:  # a log is only kept once something was written to it (see logfile.py)
         text.append(Text("no output", style="dim"))
     return text

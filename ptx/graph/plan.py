@@ -36,6 +36,7 @@ class Plan:
     blocked: tuple[tuple[TaskId, str], ...]
     satisfied: frozenset[TaskId]
     estimates: Mapping[TaskId, float]
+    jobs_reason: str | None = None  # why `jobs` is not the config's max_concurrency or the -j
 
 
 # Finding the best -j takes a dozen simulations; past this size the plan stays fast instead.

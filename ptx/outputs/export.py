@@ -84,6 +84,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
     return {
         "tag": plan.tag,
         "jobs": plan.jobs,
+        "jobs_reason": plan.jobs_reason,
         "groups": [list(group) for group in plan.groups],
         "critical_path": {
             "tasks": list(plan.critical_path.tasks),

@@ -114,10 +114,10 @@ def test_a_wide_frame_shows_every_column_and_markup_stays_literal(tmp_path: Path
 
 
 def test_a_narrow_frame_drops_columns_but_keeps_id_state_and_elapsed(tmp_path: Path) -> None:
-    view, console, clock = view_of(44)
+    view, console, clock = view_of(30)
     small_run(view, clock, tmp_path)
     lines = frame(view, console)
-    assert all(len(line) <= 44 for line in lines)
+    assert all(len(line) <= 30 for line in lines)
     assert lines[0].startswith("0/3 done  1 running  0 failed")  # the run id went first
     assert lines[1].split() == ["id", "state", "elapsed"]
     assert lines[2].split() == ["1", "▶", "running", "3.0s"]
