@@ -19,7 +19,7 @@ from builders import SCRIPTS
 from ptx.journal.store import Journal
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from ptx.journal.schema import AttemptRecord
@@ -76,15 +76,22 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
-def ptx(root: Path, *args: str, redirect: str = "") -> subprocess.CompletedProcess[str]:
-    """ptx in `root`; `redirect`: shell redirections applied to it, e.g. `>&-`."""
+def ptx(
+    root: Path,
+    *args: str,
+    redirect: str = "",
+    environ: Mapping[str, str | None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """ptx in `root`; `redirect`: shell redirections applied to it, e.g. `>&-`; `environ` is
+    laid over the test's environment (None removes a variable)."""
     argv = [sys.executable, "-m", "ptx", *args]
     if redirect:
         argv = ["/bin/sh", "-c", f'exec "$@" {redirect}', "sh", *argv]
+    env = {**clean_environment(), **(environ or {})}
     return subprocess.run(
         argv,
         cwd=root,
-        env=clean_environment(),
+        env={key: value for key, value in env.items() if value is not None},
         capture_output=True,
         text=True,
         timeout=HANG_GUARD,

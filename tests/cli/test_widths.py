@@ -5,12 +5,10 @@ through the CLI with COLUMNS set."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
-from projects import HANG_GUARD, clean_environment, make_project, task
+from projects import make_project, ptx, task
 from test_live import Clock, frame, started, view_of
 
 from ptx.cli import livetable
@@ -102,24 +100,6 @@ def test_title_and_output_shrink_first_and_no_column_narrows_on_a_wider_terminal
     assert list(at_80) == ["id", "task", "state", "elapsed", "output"]
 
 
-def ptx_in(
-    cwd: Path, environ: dict[str, str | None], *args: str
-) -> subprocess.CompletedProcess[str]:
-    """ptx as a process, stdin and stdout not a terminal, with `environ` over the test's
-    environment (None removes a variable)."""
-    env = clean_environment() | environ
-    return subprocess.run(
-        [sys.executable, "-m", "ptx", *args],
-        cwd=cwd,
-        env={key: value for key, value in env.items() if value is not None},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
-
-
 # --- the final report -------------------------------------------------------------------------
 
 
@@ -131,7 +111,7 @@ def test_the_report_table_fits_the_terminal_with_long_log_paths(tmp_path: Path) 
         for unit, title in TITLES.items()
     ]
     root = make_project(deep, tasks)
-    result = ptx_in(root, {"COLUMNS": "80"}, "run", "--plain")
+    result = ptx(root, "run", "--plain", environ={"COLUMNS": "80"})
     lines = result.stdout.splitlines()
     table = lines[: lines.index(next(line for line in lines if line.startswith("logs: ")))]
     assert table[0].split() == ["id", "task", "status", "time", "tries", "exit", "log"]
@@ -151,7 +131,7 @@ def test_plan_piped_never_cuts_ids_or_priorities(tmp_path: Path) -> None:
         for unit, title in TITLES.items()
     ]
     root = make_project(tmp_path, tasks)
-    result = ptx_in(root, {"COLUMNS": None}, "plan")  # piped: no terminal, no COLUMNS
+    result = ptx(root, "plan", environ={"COLUMNS": None})  # piped: no terminal, no COLUMNS
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if re.match(r"\s*\d*\s+1[2-6]\s", line)]
     assert len(rows) == 5, result.stdout
@@ -168,7 +148,7 @@ COMMANDS = ["validate", "plan", "run", "report", "runs", "config"]
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_is_readable_at_80_columns(tmp_path: Path, command: str | None) -> None:
     args = [command, "--help"] if command else ["--help"]
-    result = ptx_in(tmp_path, {"COLUMNS": "80", "TERM": "xterm"}, *args)
+    result = ptx(tmp_path, *args, environ={"COLUMNS": "80", "TERM": "xterm"})
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines)

@@ -133,3 +133,16 @@ def test_plan_predicts_with_the_jobs_run_would_use_and_says_why(tmp_path: Path) 
     explicit = json.loads(ptx(root, "plan", "-j", "64", "--json").stdout)
     assert explicit["jobs"] == 64
     assert explicit["jobs_reason"].startswith("-j 64 runs as asked, though cpu_per_task 1 allows")
+
+
+def test_load_average_from_the_environment_is_shown_and_checked(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "touch ran")])
+    shown = ptx(root, "config", environ={"PTX_LOAD_AVERAGE": "2.5"}).stdout
+    [line] = [line for line in shown.splitlines() if "max_load_average" in line]
+    assert line.split() == ["safety_thresholds.max_load_average", "=", "2.5", "(PTX_LOAD_AVERAGE)"]
+    refused = ptx(root, "run", environ={"PTX_LOAD_AVERAGE": "lots"})
+    assert (refused.returncode, refused.stderr) == (
+        2,
+        'ptx: error: PTX_LOAD_AVERAGE: must be a number >= 0, got "lots"\n',
+    )
+    assert not (root / "ran").exists()
