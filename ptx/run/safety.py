@@ -52,7 +52,8 @@ class IdleProbe:
     """For a remote executor: the guards watch this machine, where remote tasks use nothing."""
 
     def read(self) -> Reading:
-        return Reading(memory_used=0.0, memory_available=2**62)
+        # Below any load average asked for, even 0: remote tasks add no load here.
+        return Reading(memory_used=0.0, memory_available=2**62, load_average=-math.inf)
 
     def cores(self) -> int:
         return available_cores()

@@ -12,6 +12,7 @@ from ptx.run.jobs import concurrency_cap
 from ptx.run.safety import (
     Breakers,
     FailureGuard,
+    IdleProbe,
     Limits,
     PsutilProbe,
     Reading,
@@ -424,3 +425,8 @@ def test_admission_tells_which_guard_holds_starts_and_for_how_long() -> None:
     assert gate.hold(None) == [StartsHeld(guard=None)]
     clock.now += 9.0
     assert gate.held_seconds() == (("load average", 1.0), ("memory", 2.5))
+
+
+def test_remote_tasks_are_never_held_by_this_machine() -> None:
+    limits = Limits(utilization=0.8, memory_per_task=GiB, load_average=0.0)
+    assert SystemGuard(IdleProbe(), limits).verdict(50) is None
