@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import SCRIPTS
 from projects import make_project, ptx, read_report, task
 from test_run_safety import intervals, peak, timed
 
@@ -18,15 +19,15 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-BURN_SECONDS = 60  # a burner's own bound, should its teardown never come
-_BURN = f"import time\nend = time.time() + {BURN_SECONDS}\nwhile time.time() < end:\n    pass\n"
+BURN_SECONDS = "60"  # a burner's own bound, should its teardown never come
 
 
 @pytest.fixture
 def busy_machine() -> Iterator[None]:
     """Every core ptx may use kept busy by programs that are not ptx's."""
     burners = [
-        subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(available_cores() + 1)
+        subprocess.Popen([sys.executable, str(SCRIPTS / "burn_cpu.py"), BURN_SECONDS])
+        for _ in range(available_cores() + 1)
     ]
     try:
         yield
