@@ -275,9 +275,8 @@ def test_a_read_only_project_without_a_journal_is_planned_and_refuses_to_run(
         result = ptx(view, "run")
         assert result.returncode == 2
         assert result.stderr == f"ptx: error: cannot write {view}/.ptx: read-only file system\n"
-        runs = ptx(view, "runs")
-        assert runs.returncode == 2
-        assert "no runs recorded" in runs.stderr
+        runs = ptx(view, "runs")  # before a first run, nothing to list is no error
+        assert (runs.returncode, runs.stderr) == (0, "ptx: no runs yet\n")
 
 
 @needs_root
