@@ -143,12 +143,7 @@ def plan(
         projects, settings = _load_tags(file, tag, config, all_tags=all_tags)
         decided = _jobs(jobs, settings)
         plans = [
-            dataclasses.replace(
-                _make_plan(
-                    project, settings, decided.jobs, subtasks=subtasks, include_all=include_all
-                ),
-                jobs_reason=decided.why,
-            )
+            _make_plan(project, settings, decided, subtasks=subtasks, include_all=include_all)
             for project in projects
         ]
         _show_plans(plans, output, many=all_tags)
@@ -170,21 +165,22 @@ def _jobs(jobs: int | None, settings: Config) -> Jobs:
 
 
 def _make_plan(
-    project: Project, settings: Config, jobs: int, *, subtasks: bool, include_all: bool
+    project: Project, settings: Config, jobs: Jobs, *, subtasks: bool, include_all: bool
 ) -> Plan:
     # Planning reads the journal's history (sqlite, psutil): imported here, not at start-up.
     from ptx.graph.plan import make_plan  # noqa: PLC0415 - only plan needs it here
     from ptx.journal import estimates  # noqa: PLC0415 - only plan needs it here
 
-    return make_plan(
+    plan = make_plan(
         project.tasks,
-        jobs=jobs,
+        jobs=jobs.jobs,
         satisfied=settings.satisfied_statuses,
         subtasks=subtasks,
         include_all=include_all,
         history=estimates.stored(project.root, project.tasks.tag, project.tasks.tasks, settings),
         config=settings,
     )
+    return dataclasses.replace(plan, jobs_reason=jobs.why)
 
 
 def _refusal(path: str, errors: list[Finding]) -> NoReturn:
