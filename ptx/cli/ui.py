@@ -231,7 +231,8 @@ def _counts_text(tasks: Sequence[TaskResult]) -> Text:
     for task in tasks:
         kind = "failed" if task.status in FAILURES else task.status.value
         kinds[kind] = kinds.get(kind, 0) + 1
-    order = ("succeeded", "failed", "interrupted", "skipped", "not-run")
+    first = ("succeeded", "failed", "conflict", "interrupted", "skipped", "not-run")
+    order = [*first, *sorted(kinds.keys() - set(first))]  # a status added later still counts
     counted = ", ".join(f"{kinds[kind]} {kind}" for kind in order if kind in kinds)
     return Text(f"{_count(len(tasks), 'task')}: {counted}")
 
