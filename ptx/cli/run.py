@@ -66,6 +66,14 @@ def run(
             "--resume", help="Continue the last unfinished run, with its options: skip successes."
         ),
     ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            help="USD: start no task once the cost the tasks reported reaches it.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Print the order and commands; run nothing.")
     ] = False,
@@ -141,6 +149,7 @@ def run(
             fail_fast=fail_fast,
             update_status=update_status,
             resume=resume,
+            max_cost=max_cost,
             argv=tuple(sys.argv),
             executor=executor.value,
             scheduler=scheduler,

@@ -66,6 +66,19 @@ class TaskResult:
     reason: str | None = None  # why it was skipped or not run
     command: str | None = None
     integration: TaskIntegration | None = None  # isolated runs only
+    # What its attempts reported back (PTX_RESULT, claude-json), summed over its attempts.
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    session_id: str | None = None  # the last one reported
+    summary: str | None = None  # the last one reported
+    warnings: tuple[str, ...] = ()  # reports that were not understood
+    failed_attempts: tuple[str, ...] = ()  # the outcome of each attempt that failed: "timeout"
+
+    @property
+    def flaky(self) -> bool:
+        """Failed, then succeeded on a retry, in this run."""
+        return self.status is Status.SUCCEEDED and bool(self.failed_attempts)
 
     @property
     def duration(self) -> float | None:
@@ -90,6 +103,8 @@ class RunResult:
     failed_targets: tuple[TaskId, ...] = ()  # of `blocked`, targets asked for: the run failed
     unwritten: tuple[TaskId, ...] = ()  # statuses write-back could not write: the run failed
     integration: RunIntegration | None = None  # isolated runs only
+    max_cost_usd: float | None = None  # the budget, when the run had one
+    budget_stopped: bool = False  # the budget was reached with tasks left to start
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

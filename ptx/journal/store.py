@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from ptx.core.model import Reported
+
 DB_NAME = "ptx.db"
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
 _ESTIMATE_BATCH = 500  # tasks per statement: 1,002 parameters, far below SQLite's limit
@@ -56,6 +58,12 @@ _NOT_EMPTY = " WHERE (units IS NULL OR units > 0)"
 _UNFINISHED = """ AND tag = ? AND status != 'succeeded'
     AND NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.resumed_from = runs.run_id)
     ORDER BY started_at DESC, run_id DESC LIMIT 1"""
+_END_SQL = (
+    "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?, cost_usd = ?,"
+    " input_tokens = ?, output_tokens = ?, session_id = ?, reported = ?"
+    " WHERE run_id = ? AND task = ? AND attempt = ?"
+)
+_NO_REPORT = (None, None, None, None, None)
 
 
 class Journal(IntegrationRecords):
@@ -242,17 +250,20 @@ class Journal(IntegrationRecords):
         ended_at: float,
         exit_code: int | None,
         status: str,
+        reported: Reported | None = None,
         later: bool = False,
     ) -> None:
-        """`later`: committed with the next write or `flush()`, which a run's scheduler
-        thread does before it waits, so the end of a task rides along with the next start.
+        """`reported`: what the attempt reported back, if anything. `later`: committed with the
+        next write or `flush()`, which a run's scheduler thread does before it waits, so the
+        end of a task rides along with the next start.
         An end lost to a crash in between only makes `--resume` run that task again."""
         _check_status(status, ATTEMPT_STATUSES)
-        sql = (
-            "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?"
-            " WHERE run_id = ? AND task = ? AND attempt = ?"
-        )
-        params = (ended_at, exit_code, status, run_id, task, attempt)
+        sql = _END_SQL
+        params: tuple[object, ...] = (ended_at, exit_code, status, *_NO_REPORT)
+        if reported is not None and reported.data is not None:
+            document = json.dumps(reported.data, ensure_ascii=False, separators=(",", ":"))
+            params = (ended_at, exit_code, status, *_columns(reported), document)
+        params += (run_id, task, attempt)
         if self._write(sql, params, later=later) != 1:
             what = f"attempt {attempt} of task {task} in run {run_id}"
             raise JournalError(f"state store {self._path}: no {what}")
@@ -408,6 +419,10 @@ def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:
         run_id = f"{stamp}-{secrets.token_hex(2)}"
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             return run_id
+
+
+def _columns(reported: Reported) -> tuple[object, ...]:
+    return (reported.cost_usd, reported.input_tokens, reported.output_tokens, reported.session_id)
 
 
 def _check_status(status: str, allowed: frozenset[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from ptx.core import events
 from ptx.core.events import Status
 from ptx.graph.units import PATH_ENDS, path_text
+from ptx.journal.statedir import log_path
 from ptx.outputs.report import figures, log_tail
 
 if TYPE_CHECKING:
@@ -80,8 +82,23 @@ def _testcase(suite: ET.Element, task: TaskResult, tag: str) -> None:
     elif task.status in SKIPS:
         reason = task.reason or task.status.value
         ET.SubElement(case, "skipped", {"message": xml_text(reason)})
+    elif task.flaky:
+        _flaky_failures(case, task)
     if task.log is not None:
         ET.SubElement(case, "system-out").text = tail
+
+
+def _flaky_failures(case: ET.Element, task: TaskResult) -> None:
+    """A pass after failed attempts, as Maven Surefire writes a test that passed on a rerun:
+    one `flakyFailure` per failed attempt inside the passing testcase, which Jenkins, GitLab
+    and the JUnit viewers show as a flaky pass."""
+    logs = os.path.dirname(task.log) if task.log else None  # noqa: PTH120 - str paths here
+    for number, failure in enumerate(task.failed_attempts, start=1):
+        kind = failure.split(" ", 1)[0]
+        message = f"attempt {number} of {task.attempts}: {failure}"
+        element = ET.SubElement(case, "flakyFailure", {"message": message, "type": kind})
+        log = None if logs is None else log_path(logs, task.id, number)
+        ET.SubElement(element, "stackTrace").text = xml_text("\n".join(log_tail(log, TAIL_LINES)))
 
 
 def _failure_type(task: TaskResult) -> str:

@@ -74,6 +74,7 @@ class RunRequest:
     fail_fast: bool = False
     update_status: bool | None = None
     resume: bool = False
+    max_cost: float | None = None  # USD: --max-cost, over the config's max_cost_usd
     argv: tuple[str, ...] = ()
     executor: str = "local"  # or "dask"
     scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
@@ -348,6 +349,7 @@ def execute(
                 ),
                 resumed_from=prepared.resumed.run_id if prepared.resumed else None,
                 kept=resume.kept_options(request).to_json(),
+                max_cost_usd=config.max_cost_usd if request.max_cost is None else request.max_cost,
                 argv=request.argv,
                 notices=prepared.notices,
                 blocked=prepared.blocked,

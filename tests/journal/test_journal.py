@@ -17,7 +17,9 @@ import pytest
 from builders import SCRIPTS, drop_schema_5
 
 from ptx.core.errors import ExitCode
+from ptx.core.model import Reported
 from ptx.journal.opening import JournalError
+from ptx.journal.schema import SCHEMA_VERSION
 from ptx.journal.store import DB_NAME, Journal
 
 if TYPE_CHECKING:
@@ -25,6 +27,16 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CHILD_TIMEOUT = 60  # only guards against a hang
+
+
+REPORTED_COLUMNS = ("cost_usd", "input_tokens", "output_tokens", "session_id", "reported")
+
+
+def as_version_4(db: sqlite3.Connection) -> None:
+    """Make a store what a version-4 ptx left behind: no columns for what attempts report."""
+    for column in REPORTED_COLUMNS:
+        db.execute(f"ALTER TABLE attempts DROP COLUMN {column}")
+    db.execute("PRAGMA user_version = 4")
 
 
 def run_child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -347,7 +359,8 @@ def test_schema_version_mismatch_is_refused(state: Path) -> None:
     with sqlite3.connect(state / DB_NAME) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 5") as err:
+    wanted = rf"schema version 99, this ptx reads version {SCHEMA_VERSION}"
+    with pytest.raises(JournalError, match=wanted) as err:
         Journal.open(state)
     assert err.value.exit_code == ExitCode.BAD_INPUT
 
@@ -380,6 +393,7 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
 ) -> None:
     dead_run = crash_owner(state)
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-2 ptx left behind
+        as_version_4(db)
         db.execute("CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL")
         db.execute("ALTER TABLE runs DROP COLUMN units")
         db.execute("ALTER TABLE runs DROP COLUMN options")
@@ -392,11 +406,45 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
             (dead_run, "2", 4242)
         ]
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert "attempts_open" not in indexes
     assert "attempts_history" in indexes
+
+
+def test_a_version_4_journal_gains_the_reported_columns_and_keeps_its_attempts(
+    state: Path,
+) -> None:
+    dead_run = crash_owner(state)
+    with sqlite3.connect(state / DB_NAME) as db:
+        as_version_4(db)
+    db.close()
+    with Journal.open(state) as journal:
+        (orphan,) = journal.orphaned_attempts()
+        assert (orphan.run_id, orphan.task, orphan.cost_usd, orphan.session_id) == (
+            dead_run,
+            "2",
+            None,
+            None,
+        )
+        reported = Reported(cost_usd=0.5, input_tokens=3, output_tokens=4, session_id="s", data={})
+        journal.attempt_ended(
+            run_id=dead_run, task="2", attempt=1, ended_at=time.time(), exit_code=0,
+            status="succeeded", reported=reported,
+        )  # fmt: skip
+        ended = next(record for record in journal.attempts(dead_run) if record.task == "2")
+        assert (ended.cost_usd, ended.input_tokens, ended.output_tokens, ended.session_id) == (
+            0.5,
+            3,
+            4,
+            "s",
+        )
+    with sqlite3.connect(state / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+    db.close()
+    assert set(REPORTED_COLUMNS) <= columns
 
 
 def test_estimates_of_more_tasks_than_one_statement_asks_for(journal: Journal) -> None:
