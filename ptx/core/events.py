@@ -105,6 +105,7 @@ class RunResult:
     integration: RunIntegration | None = None  # isolated runs only
     max_cost_usd: float | None = None  # the budget, when the run had one
     budget_stopped: bool = False  # the budget was reached with tasks left to start
+    held: tuple[Held, ...] = ()  # why starts were held, other than for a slot, in order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +194,15 @@ class BreakerChanged:
     def text(self) -> str:
         """The one text every view and export gives this change."""
         return f"{self.title}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """A ready task's start was held (by a resource, a breaker or the machine) from `at` on."""
+
+    id: TaskId
+    reason: str
+    at: float  # time.time()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

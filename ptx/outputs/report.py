@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ptx.core.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
+from ptx.core.events import BreakerChanged, Degraded, Held, RunResult, Status, TaskResult
 from ptx.core.model import id_key
 from ptx.executors.logfile import log_end
 from ptx.graph.digraph import Structure, dependents, depths, indexed, kahn, longest_path
@@ -137,6 +137,7 @@ def report_dict(result: RunResult) -> dict[str, Any]:
             {"resource": c.resource, "state": c.state, "reason": c.reason, "at": c.at}
             for c in result.breakers
         ],
+        "held": [{"id": h.id, "reason": h.reason, "at": h.at} for h in result.held],
         **totals(result.tasks),
         "flaky": [task.id for task in result.tasks if task.flaky],
         "budget": (
@@ -258,6 +259,10 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
         integration=integration.run_from(data.get("integration")),
         max_cost_usd=(data.get("budget") or {}).get("max_cost_usd"),
         budget_stopped=bool((data.get("budget") or {}).get("stopped")),
+        held=tuple(
+            Held(id=str(h["id"]), reason=str(h["reason"]), at=float(h["at"]))
+            for h in data.get("held") or ()
+        ),
     )
 
 

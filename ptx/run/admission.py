@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ptx.core.events import FAILURES, Status, TaskWaiting
+from ptx.core.events import FAILURES, Held, Status, TaskWaiting
 from ptx.run.commands import effective_options
 from ptx.run.resources import Resources
 from ptx.run.safety import Breakers, FailureGuard, SystemGuard
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ptx.taskmaster.config import Config
 
 SLOT = "a free slot"
+MAX_HELD = 10_000  # held starts kept for a run's report: its size stays bounded
 _NO_REQUEST: Mapping[str, int] = {}
 
 
@@ -65,6 +66,7 @@ class Admission:
         )
         self.failures = FailureGuard(config.safety_thresholds.max_failure_rate, total, wall=wall)
         self.waiting: dict[TaskId, str] = {}  # the reason last told, per waiting unit
+        self.held: list[Held] = []  # starts held for more than a slot, for the run's report
 
     @property
     def slots(self) -> int:
@@ -109,6 +111,10 @@ class Admission:
         if self.waiting.get(unit) != reason:
             self.waiting[unit] = reason
             emit(TaskWaiting(id=unit, reason=reason))
+            # A wait for a slot shows in the run's timeline already (every slot busy); a run of
+            # thousands of tasks would fill its report with them.
+            if reason != SLOT and len(self.held) < MAX_HELD:
+                self.held.append(Held(id=unit, reason=reason, at=time.time()))
 
     def survey(self, running: int, emit: Callable[[Event], None]) -> Callable[[TaskId], bool]:
         """A `ReadyQueue.take` predicate that takes nothing and tells why each ready unit waits."""

@@ -138,6 +138,7 @@ def run_result(run: Run, started: float) -> RunResult:
         unwritten=unwritten,
         max_cost_usd=run.options.max_cost_usd,
         budget_stopped=run.budget.reached and any(r.status is Status.NOT_RUN for r in results),
+        held=tuple(run.admission.held),
     )
 
 

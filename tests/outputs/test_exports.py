@@ -206,6 +206,22 @@ def test_the_metrics_file_parses_and_carries_the_report_figures(tmp_path: Path) 
     assert not list((root / "m").glob("*.prom.*"))  # the temporary file was renamed
 
 
+def test_the_metrics_carry_reported_costs_tokens_and_flaky_tasks(tmp_path: Path) -> None:
+    report = """printf '{"cost_usd": 0.5, "tokens": {"input": 10, "output": 4}}' > "$PTX_RESULT" """
+    flaky = 'if [ "$PTX_ATTEMPT" = 1 ]; then exit 1; fi'
+    root = make_project(tmp_path, [task(1, report), task(2, flaky, ptx_retries=1)])
+    ran = run_ptx(root, "run", "--metrics-file", "m.prom")
+    assert ran.returncode == 0, ran.stderr
+    values = metric_values((root / "m.prom").read_text())
+    assert values["ptx_run_cost_usd", ()] == 0.5
+    assert values["ptx_run_tokens", (("kind", "input"),)] == 10
+    assert values["ptx_run_tokens", (("kind", "output"),)] == 4
+    assert values["ptx_task_cost_usd", (("task", "1"),)] == 0.5
+    assert values["ptx_task_tokens", (("kind", "output"), ("task", "1"))] == 4
+    assert ("ptx_task_cost_usd", (("task", "2"),)) not in values  # it reported nothing
+    assert values["ptx_run_flaky_tasks", ()] == 1
+
+
 class _Recorder(BaseHTTPRequestHandler):
     received: list[tuple[str, str, str]]
 
