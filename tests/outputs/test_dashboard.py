@@ -1,0 +1,84 @@
+"""`ptx dashboard` as a real process: where it writes, what the file holds, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+from tests.projects import make_project, ptx, python, task
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Anything the page itself asks a browser to fetch: a script, style, image or frame from a URL
+# (the browser test checks what the scripts fetch: nothing).
+FETCHED = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=", re.IGNORECASE)
+SCRIPT_BODIES = re.compile(r"(<script\b[^>]*>).*?</script>", re.IGNORECASE | re.DOTALL)
+HOSTILE = "</script><script>alert('t')</script>"
+
+
+def test_an_empty_journal_gives_a_page_and_makes_no_journal(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true")])
+    made = ptx(root, "dashboard")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == ".ptx/dashboard.html\n"
+    page = (root / ".ptx" / "dashboard.html").read_text()
+    assert "No runs recorded yet" in page
+    assert not (root / ".ptx" / "ptx.db").exists()
+
+
+def test_the_page_holds_every_script_and_escapes_task_text(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true", title=HOSTILE), task(2, "exit 3", 1)])
+    assert ptx(root, "run").returncode == 1
+    made = ptx(root, "dashboard", "-o", "out/d.html")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == "out/d.html\n"
+    page = (root / "out" / "d.html").read_text()
+    assert FETCHED.search(SCRIPT_BODIES.sub(r"\1</script>", page)) is None
+    assert "Bokeh" in page  # the library itself is in the file
+    assert HOSTILE not in page  # the title cannot close the script that holds the data
+    assert "Runs over time" in page
+    assert "Tasks across runs" in page
+    assert not list((root / "out").glob(".*tmp"))  # written through a temporary file
+
+
+def test_one_run_is_chosen_by_id(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true")])
+    assert ptx(root, "run").returncode == 0
+    assert ptx(root, "run").returncode == 0
+    first = json.loads(ptx(root, "runs", "--json").stdout)[-1]["run_id"]  # newest first
+    made = ptx(root, "dashboard", "--run", first, "--runs", "1")
+    assert made.returncode == 0, made.stderr
+    page = (root / ".ptx" / "dashboard.html").read_text()
+    assert f"Run {first}: succeeded" in page
+
+
+def test_an_unknown_run_is_bad_input(tmp_path: Path) -> None:
+    root = make_project(tmp_path, [task(1, "true")])
+    made = ptx(root, "dashboard", "--run", "20000101-000000-0000")
+    assert (made.returncode, made.stderr) == (
+        2,
+        "ptx: error: no run 20000101-000000-0000: no runs recorded yet\n",
+    )
+    assert ptx(root, "run").returncode == 0
+    made = ptx(root, "dashboard", "--run", "20000101-000000-0000")
+    assert (made.returncode, made.stderr) == (2, "ptx: error: no run 20000101-000000-0000\n")
+    assert not (root / ".ptx" / "dashboard.html").exists()
+
+
+def test_without_bokeh_the_command_names_the_extra(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker" / "bokeh"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('not installed')\n")
+    root = make_project(tmp_path / "p", [task(1, "true")])
+    script = (
+        f"import sys; sys.path.insert(0, {str(blocker.parent)!r});"
+        " from ptx.cli.app import main; sys.exit(main(['dashboard']))"
+    )
+    made = python(root, script)
+    assert made.returncode == 2
+    assert made.stderr == (
+        "ptx: error: the dashboard needs the bokeh library: pip install 'ptx[dashboard]'\n"
+    )
+    assert not (root / ".ptx").exists()
