@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 import sys
 from pathlib import Path
@@ -127,6 +128,8 @@ def run(
     from ptx.run import workflow  # noqa: PLC0415 - only run needs them
 
     with handled():
+        if max_cost is not None and not math.isfinite(max_cost):
+            raise UsageError(f"--max-cost must be a finite number of USD, got {max_cost}")
         wanted = run_outputs.Outputs(
             junit=junit,
             trace=trace,

@@ -14,7 +14,7 @@ from ptx.core import events
 from ptx.core.events import Status
 from ptx.graph.units import PATH_ENDS, path_text
 from ptx.journal.statedir import log_path
-from ptx.outputs.report import figures, log_tail
+from ptx.outputs.report import figures, log_tail, totals
 
 if TYPE_CHECKING:
     from ptx.core.events import RunResult, TaskResult
@@ -136,6 +136,7 @@ def step_summary(result: RunResult) -> str:
         f"| efficiency | {numbers.efficiency:.0%} |",
         f"| critical path | {path} ({numbers.critical_seconds:.1f} s) |",
         f"| optimality | {numbers.optimality:.0%} |",
+        *_reported_rows(result),
     ]
     failed = [task for task in result.tasks if task.status in FAILURES]
     if failed:
@@ -143,6 +144,24 @@ def step_summary(result: RunResult) -> str:
     for task in failed:
         lines += _failed_details(task)
     return "\n".join(lines) + "\n"
+
+
+def _reported_rows(result: RunResult) -> list[str]:
+    """Rows for what the tasks reported back, the flaky tasks and the budget, where any."""
+    run = totals(result.tasks)
+    rows = []
+    if run["cost_usd"] is not None:
+        rows.append(f"| reported cost | ${run['cost_usd']:.2f} |")
+    tokens = run["tokens"] or {}
+    if tokens:
+        counts = ", ".join(f"{count:,} {kind}" for kind, count in tokens.items())
+        rows.append(f"| reported tokens | {counts} |")
+    flaky = [task.id for task in result.tasks if task.flaky]
+    if flaky:
+        rows.append(f"| flaky (passed on a retry) | {', '.join(flaky)} |")
+    if result.budget_stopped:
+        rows.append(f"| budget | ${result.max_cost_usd or 0:.2f} reached: the rest not started |")
+    return rows
 
 
 def _failed_details(task: TaskResult) -> list[str]:

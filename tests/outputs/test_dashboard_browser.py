@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,3 +174,15 @@ def test_an_empty_dashboard_opens_cleanly(tmp_path: Path) -> None:
     assert seen["requests"] == [page_file.as_uri()]
     assert (seen["errors"], errors(seen["console"])) == ([], [])
     assert seen["glyphs"] == []
+
+
+def test_without_a_browser_it_skips_saying_why_but_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run it"):
+        browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"needs no /nonexistent/chromium \(apt-get"):
+        browser()

@@ -291,6 +291,20 @@ def test_metrics_without_prometheus_client_stop_before_anything_runs(tmp_path: P
 # --- the GitHub step summary and `ptx report --format` -------------------------------------------
 
 
+def test_the_step_summary_names_flaky_tasks_cost_and_the_budget(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    flaky = 'if [ "$PTX_ATTEMPT" = 1 ]; then exit 1; fi'
+    cost = """printf '{"cost_usd": 2.5}' > "$PTX_RESULT" """
+    tasks = [task(1, flaky, ptx_retries=1), task(2, cost, 1), task(3, "true", 2)]
+    root = make_project(tmp_path / "p", tasks)
+    ran = run_ptx(root, "run", "--max-cost", "2", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert ran.returncode == 1, ran.stderr
+    text = summary.read_text()
+    assert "| reported cost | $2.50 |" in text
+    assert "| flaky (passed on a retry) | 1 |" in text
+    assert "| budget | $2.00 reached: the rest not started |" in text
+
+
 def test_the_github_step_summary_is_appended_with_the_failed_tasks(tmp_path: Path) -> None:
     root = failing_project(tmp_path)
     summary = tmp_path / "summary.md"

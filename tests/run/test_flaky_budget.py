@@ -100,7 +100,14 @@ def test_a_failed_attempt_that_spends_the_budget_is_not_retried(tmp_path: Path) 
 
 def test_a_negative_budget_is_bad_input(tmp_path: Path) -> None:
     root = make_project(tmp_path, [task(1, "touch ran")])
-    ran = ptx(root, "run", "--max-cost", "-1")
+    for bad in ("-1", "nan", "inf"):
+        ran = ptx(root, "run", "--max-cost", bad)
+        assert ran.returncode == 2, bad
+        assert "--max-cost" in ran.stderr
+    (root / "config" / "parallel-execution.yaml").write_text(
+        "parallel_execution:\n  max_cost_usd: -1\n"
+    )
+    ran = ptx(root, "run")
     assert ran.returncode == 2
-    assert "--max-cost" in ran.stderr
+    assert "parallel_execution.max_cost_usd: must be a number >= 0, got -1" in ran.stderr
     assert not (root / "ran").exists()
