@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
-from tests.projects import make_project, ptx, python, task
+from tests.projects import HANG_GUARD, clean_environment, make_project, ptx, python, task
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -82,3 +84,22 @@ def test_without_bokeh_the_command_names_the_extra(tmp_path: Path) -> None:
         "ptx: error: the dashboard needs the bokeh library: pip install 'ptx[dashboard]'\n"
     )
     assert not (root / ".ptx").exists()
+
+
+def test_open_hands_the_file_to_the_users_browser(tmp_path: Path) -> None:
+    # webbrowser runs $BROWSER with %s replaced by the URL, and waits for it.
+    opener = tmp_path / "opener.py"
+    opener.write_text("import sys, pathlib; pathlib.Path('opened').write_text(sys.argv[1])\n")
+    root = make_project(tmp_path / "p", [task(1, "true")])
+    made = subprocess.run(
+        [sys.executable, "-m", "ptx", "dashboard", "--open"],
+        cwd=root,
+        env={**clean_environment(), "BROWSER": f"{sys.executable} {opener} %s"},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    page = root / ".ptx" / "dashboard.html"
+    assert (root / "opened").read_text() == page.resolve().as_uri()
