@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite3
 
+    from ptx.core.model import Reported
+
 SCHEMA_VERSION = 6
 # "ptx\0" in SQLite's header (offset 68), so ptx knows its journal from another program's
 # database before writing anything; journals from before it are known by their tables.
@@ -144,6 +146,21 @@ SELECT_ATTEMPTS = """
     SELECT run_id, task, attempt, command_hash, pgid, pgid_create_time, started_at, ended_at,
         exit_code, status, log_path, cost_usd, input_tokens, output_tokens, session_id
     FROM attempts"""
+
+
+END_ATTEMPT = """
+    UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?, cost_usd = ?,
+        input_tokens = ?, output_tokens = ?, session_id = ?, reported = ?
+    WHERE run_id = ? AND task = ? AND attempt = ?"""
+
+
+def reported_values(reported: Reported | None) -> tuple[object, ...]:
+    """The reported columns of END_ATTEMPT: the known fields, then the whole document."""
+    if reported is None or reported.data is None:
+        return (None, None, None, None, None)
+    document = json.dumps(reported.data, ensure_ascii=False, separators=(",", ":"))
+    known = (reported.cost_usd, reported.input_tokens, reported.output_tokens)
+    return (*known, reported.session_id, document)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,12 +18,14 @@ from ptx.journal.integration import IntegrationRecords
 from ptx.journal.opening import JournalError, connect, failure
 from ptx.journal.schema import (
     ATTEMPT_STATUSES,
+    END_ATTEMPT,
     RUN_STATUSES,
     SELECT_ATTEMPTS,
     SELECT_RUNS,
     AttemptRecord,
     RunInfo,
     attempt_record,
+    reported_values,
     run_info,
 )
 
@@ -58,12 +60,6 @@ _NOT_EMPTY = " WHERE (units IS NULL OR units > 0)"
 _UNFINISHED = """ AND tag = ? AND status != 'succeeded'
     AND NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.resumed_from = runs.run_id)
     ORDER BY started_at DESC, run_id DESC LIMIT 1"""
-_END_SQL = (
-    "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?, cost_usd = ?,"
-    " input_tokens = ?, output_tokens = ?, session_id = ?, reported = ?"
-    " WHERE run_id = ? AND task = ? AND attempt = ?"
-)
-_NO_REPORT = (None, None, None, None, None)
 
 
 class Journal(IntegrationRecords):
@@ -258,13 +254,8 @@ class Journal(IntegrationRecords):
         end of a task rides along with the next start.
         An end lost to a crash in between only makes `--resume` run that task again."""
         _check_status(status, ATTEMPT_STATUSES)
-        sql = _END_SQL
-        params: tuple[object, ...] = (ended_at, exit_code, status, *_NO_REPORT)
-        if reported is not None and reported.data is not None:
-            document = json.dumps(reported.data, ensure_ascii=False, separators=(",", ":"))
-            params = (ended_at, exit_code, status, *_columns(reported), document)
-        params += (run_id, task, attempt)
-        if self._write(sql, params, later=later) != 1:
+        params = (ended_at, exit_code, status, *reported_values(reported), run_id, task, attempt)
+        if self._write(END_ATTEMPT, params, later=later) != 1:
             what = f"attempt {attempt} of task {task} in run {run_id}"
             raise JournalError(f"state store {self._path}: no {what}")
 
@@ -419,10 +410,6 @@ def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:
         run_id = f"{stamp}-{secrets.token_hex(2)}"
         if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
             return run_id
-
-
-def _columns(reported: Reported) -> tuple[object, ...]:
-    return (reported.cost_usd, reported.input_tokens, reported.output_tokens, reported.session_id)
 
 
 def _check_status(status: str, allowed: frozenset[str]) -> None:
