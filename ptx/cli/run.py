@@ -20,7 +20,7 @@ from ptx.cli.common import (
     display_path,
     handled,
 )
-from ptx.core.errors import ExitCode
+from ptx.core.errors import ExitCode, UsageError
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 
 if TYPE_CHECKING:

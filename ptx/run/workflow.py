@@ -398,6 +398,7 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     )
     lines = []
     for slot in order:
-        call = commands.invocation(work.nodes[slot.unit], config, context, attempt=1, task_json="")
+        files = commands.AttemptFiles(task_json="", result="")
+        call = commands.invocation(work.nodes[slot.unit], config, context, attempt=1, files=files)
         lines.append((slot.unit, commands.display(call.argv)))
     return prepared, lines

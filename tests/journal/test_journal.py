@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 import pytest
-from builders import SCRIPTS, drop_schema_5
+from builders import REPORTED_COLUMNS, SCRIPTS, drop_schema_5, drop_schema_6
 
 from ptx.core.errors import ExitCode
 from ptx.core.model import Reported
@@ -27,16 +27,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CHILD_TIMEOUT = 60  # only guards against a hang
-
-
-REPORTED_COLUMNS = ("cost_usd", "input_tokens", "output_tokens", "session_id", "reported")
-
-
-def as_version_4(db: sqlite3.Connection) -> None:
-    """Make a store what a version-4 ptx left behind: no columns for what attempts report."""
-    for column in REPORTED_COLUMNS:
-        db.execute(f"ALTER TABLE attempts DROP COLUMN {column}")
-    db.execute("PRAGMA user_version = 4")
 
 
 def run_child(script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -393,7 +383,7 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
 ) -> None:
     dead_run = crash_owner(state)
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-2 ptx left behind
-        as_version_4(db)
+        drop_schema_6(db)
         db.execute("CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL")
         db.execute("ALTER TABLE runs DROP COLUMN units")
         db.execute("ALTER TABLE runs DROP COLUMN options")
@@ -413,12 +403,13 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
     assert "attempts_history" in indexes
 
 
-def test_a_version_4_journal_gains_the_reported_columns_and_keeps_its_attempts(
+def test_a_version_5_journal_gains_the_reported_columns_and_keeps_its_attempts(
     state: Path,
 ) -> None:
     dead_run = crash_owner(state)
-    with sqlite3.connect(state / DB_NAME) as db:
-        as_version_4(db)
+    with sqlite3.connect(state / DB_NAME) as db:  # what a version-5 ptx left behind
+        drop_schema_6(db)
+        db.execute("PRAGMA user_version = 5")
     db.close()
     with Journal.open(state) as journal:
         (orphan,) = journal.orphaned_attempts()
@@ -441,7 +432,7 @@ def test_a_version_4_journal_gains_the_reported_columns_and_keeps_its_attempts(
             "s",
         )
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
     db.close()
     assert set(REPORTED_COLUMNS) <= columns
@@ -474,6 +465,7 @@ def test_a_version_4_journal_gains_the_isolation_columns_and_keeps_its_runs(stat
     with Journal.open(state) as journal:
         run_id = journal.start_run(tag="master", jobs=1, tasks_file="t.json", argv=["ptx"])
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-4 ptx left behind
+        drop_schema_6(db)
         drop_schema_5(db)
         db.execute("PRAGMA user_version = 4")
     db.close()
@@ -483,5 +475,5 @@ def test_a_version_4_journal_gains_the_isolation_columns_and_keeps_its_runs(stat
         journal.record_integration(run_id, branch="ptx/master/r", base="abc")
         assert journal.integration(run_id) == ("ptx/master/r", "abc")
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()

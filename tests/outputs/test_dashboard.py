@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from tests.projects import HANG_GUARD, clean_environment, make_project, ptx, python, task
+from builders import SCRIPTS
+from projects import HANG_GUARD, clean_environment, make_project, ptx, task
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,16 +71,26 @@ def test_an_unknown_run_is_bad_input(tmp_path: Path) -> None:
     assert not (root / ".ptx" / "dashboard.html").exists()
 
 
+def ptx_with(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`ptx` in the project with the test environment and `env` over it."""
+    return subprocess.run(
+        [sys.executable, "-m", "ptx", *args],
+        cwd=root,
+        env={**clean_environment(), **env},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        check=False,
+    )
+
+
 def test_without_bokeh_the_command_names_the_extra(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker" / "bokeh"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('not installed')\n")
     root = make_project(tmp_path / "p", [task(1, "true")])
-    script = (
-        f"import sys; sys.path.insert(0, {str(blocker.parent)!r});"
-        " from ptx.cli.app import main; sys.exit(main(['dashboard']))"
-    )
-    made = python(root, script)
+    path = os.pathsep.join(filter(None, [str(blocker.parent), os.environ.get("PYTHONPATH")]))
+    made = ptx_with(root, {"PYTHONPATH": path}, "dashboard")
     assert made.returncode == 2
     assert made.stderr == (
         "ptx: error: the dashboard needs the bokeh library: pip install 'ptx[dashboard]'\n"
@@ -88,18 +100,9 @@ def test_without_bokeh_the_command_names_the_extra(tmp_path: Path) -> None:
 
 def test_open_hands_the_file_to_the_users_browser(tmp_path: Path) -> None:
     # webbrowser runs $BROWSER with %s replaced by the URL, and waits for it.
-    opener = tmp_path / "opener.py"
-    opener.write_text("import sys, pathlib; pathlib.Path('opened').write_text(sys.argv[1])\n")
     root = make_project(tmp_path / "p", [task(1, "true")])
-    made = subprocess.run(
-        [sys.executable, "-m", "ptx", "dashboard", "--open"],
-        cwd=root,
-        env={**clean_environment(), "BROWSER": f"{sys.executable} {opener} %s"},
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    browser = f"{sys.executable} {SCRIPTS / 'record_url.py'} %s"
+    made = ptx_with(root, {"BROWSER": browser}, "dashboard", "--open")
     assert made.returncode == 0, made.stderr
     page = root / ".ptx" / "dashboard.html"
     assert (root / "opened").read_text() == page.resolve().as_uri()

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from tests.projects import make_project, ptx, task
+from projects import make_project, ptx, task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,11 +66,11 @@ def browser() -> Any:
     missing = []
     if not Path(CHROMIUM).exists():
         missing.append(f"no {CHROMIUM} (apt-get install chromium)")
+    sync_api: Any = None
     try:
         from playwright import sync_api  # noqa: PLC0415 - optional: a dev dependency
     except ImportError:
         missing.append("no playwright (pip install playwright)")
-        sync_api = None
     if missing:
         reason = "the browser test needs " + " and ".join(missing)
         if os.environ.get("CI") == "true":
@@ -125,9 +124,12 @@ def opened(
             page.on("request", lambda request: seen["requests"].append(request.url))
             page.on("console", lambda message: seen["console"].append((message.type, message.text)))
             page.on("pageerror", lambda error: seen["errors"].append(str(error)))
-            page.on(
-                "dialog", lambda dialog: (seen["dialogs"].append(dialog.message), dialog.dismiss())
-            )
+
+            def on_dialog(dialog: Any) -> None:
+                seen["dialogs"].append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
             page.goto(page_file.as_uri())
             page.wait_for_function(
                 "() => window.Bokeh && Object.keys(Bokeh.index).length > 0",

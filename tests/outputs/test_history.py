@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from projects import make_project, ptx, task
+
 from ptx.core.events import Held, RunResult
 from ptx.journal.store import Journal
 from ptx.outputs import history
 from ptx.outputs.history import TaskHistory
-from tests.projects import make_project, ptx, task
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -9,7 +9,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
-from builders import drop_schema_5, tasklist
+from builders import drop_schema_5, drop_schema_6, tasklist
 from builders import task as graph_task
 from projects import make_project, ptx, task
 from rich.console import Console
@@ -23,7 +23,6 @@ from ptx.graph.units import PATH_ENDS, path_text
 from ptx.journal.schema import SCHEMA_VERSION
 from ptx.journal.store import DB_NAME, Journal
 from ptx.outputs.report import figures, report_dict, report_json, result_from_dict
-from tests.journal.test_journal import as_version_4
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -276,7 +275,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
     with Journal.open(state) as journal:
         run_id = journal.start_run(tag="master", jobs=1, tasks_file="t.json", argv=["ptx"])
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-1 ptx left behind
-        as_version_4(db)
+        drop_schema_6(db)
         for column in ("report", "units", "options"):
             db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         drop_schema_5(db)
@@ -288,7 +287,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
         journal.save_report(run_id, '{"kept": true}')
         assert journal.report(run_id) == '{"kept": true}'
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     db.close()
 
 

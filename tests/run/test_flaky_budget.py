@@ -6,8 +6,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 import pytest
-
-from tests.projects import make_project, ptx, read_report, statuses, task
+from projects import make_project, ptx, read_report, statuses, task
 
 if TYPE_CHECKING:
     from pathlib import Path

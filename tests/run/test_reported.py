@@ -7,9 +7,10 @@ import json
 import shutil
 from typing import TYPE_CHECKING
 
+from builders import REPO
+from projects import attempts, make_project, ptx, read_report, task
+
 from ptx.run import reported
-from tests.builders import REPO
-from tests.projects import attempts, make_project, ptx, read_report, task
 
 if TYPE_CHECKING:
     from pathlib import Path
