@@ -205,7 +205,7 @@ def task_environment(
     }
     for name, field in _TEXT_VARIABLES.items():
         if _too_long(variables[name]):
-            path = field_file(task_json, field)
+            path = field_file(files.task_json, field)
             variables[name] = _shortened(variables[name], path)
             variables[f"{name}_FILE"] = path
     # The environment cannot carry NUL bytes; JSON can ("\u0000"), so they are dropped.
