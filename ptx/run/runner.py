@@ -343,6 +343,7 @@ class Run:
             self.status_writer.succeeded(unit)
         elif message.status is not Status.INTERRUPTED:
             self._give_up(unit)
+
     def _charge(self, unit: TaskId, message: Finished) -> None:
         """Tell what was not understood of an attempt's report, add its cost, and stop new
         starts once the budget is reached (before a retry is decided: none starts either)."""

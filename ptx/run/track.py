@@ -40,6 +40,7 @@ class Track:
     def failure(self) -> str:
         """How it failed, as its dependents' skip reasons say: "conflicted in a.py", "failed"."""
         return self.reason or "conflict" if self.status is Status.CONFLICT else self.status.value
+
     cost_usd: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
