@@ -18,7 +18,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $@ $(VENV)/.core
+	touch $@ $(VENV)/.core $(VENV)/.dashboard
 
 $(VENV)/.bench: $(VENV)/.dev
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
@@ -30,10 +30,16 @@ $(VENV)/.bench: $(VENV)/.dev
 bytecode: $(VENV)/.core
 	$(BIN)/python -m compileall -q ptx
 
-demo: bytecode
+$(VENV)/.dashboard: $(VENV)/.core
+	$(BIN)/python -m pip install -q -e '.[dashboard]'
+	touch $@
+
+# The demo ends with the dashboard of its runs, so it installs that extra (Bokeh) too.
+demo: bytecode $(VENV)/.dashboard
 	cd $(DEMO) && ../../$(BIN)/ptx validate
 	cd $(DEMO) && ../../$(BIN)/ptx plan -j 4
 	cd $(DEMO) && ../../$(BIN)/ptx run -j 4
+	cd $(DEMO) && ../../$(BIN)/ptx dashboard
 
 # A fresh git repository made from examples/isolate each time; the run ends 1 because of
 # the conflict it is built to show, which is what this target checks.

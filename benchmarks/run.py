@@ -11,6 +11,8 @@ Cases:
              the goal is text within 2x of JSON.
   isolation  per-task cost of --isolate on a 5,000-file / 50 MB repository against a shell
              script running the same git commands (isolation_overhead.py).
+  dashboard  `ptx dashboard` over a journal of 200 runs of 100 tasks: time and file size
+             (limits: 2 s, 5 MB; see dashboard_history.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dags
+import dashboard_history
 import dask_overhead
 import isolation_overhead
 
@@ -305,6 +308,29 @@ def no_op(repeat: int) -> list[str]:
     ]
 
 
+def dashboard(repeat: int) -> list[str]:
+    folder = OUT / "dashboard"
+    tasks_file = dashboard_history.make_history(folder)
+    runs = str(dashboard_history.RUNS)
+    argv = [str(PTX), "dashboard", "-f", str(tasks_file), "--runs", runs, "-o", "d.html"]
+    results = medians({"ptx dashboard": argv}, folder, repeat)
+    wall, rss = results["ptx dashboard"]
+    size = (folder / "d.html").stat().st_size
+    over = [
+        f"OVER the {name} limit"
+        for name, value, limit in (
+            ("time", wall, dashboard_history.TIME_LIMIT),
+            ("size", size, dashboard_history.SIZE_LIMIT),
+        )
+        if value > limit
+    ]
+    return [
+        f"{runs} runs of {dashboard_history.TASKS} tasks in the journal (limits 2 s, 5 MB)",
+        f"{'ptx dashboard':36} median {wall:6.2f} s  file {size / 1e6:4.2f} MB"
+        f"  peak RSS {rss:5.0f} MB  {', '.join(over)}".rstrip(),
+    ]
+
+
 CASES: dict[str, Callable[[int], list[str]]] = {
     "big-graph": big_graph,
     "no-op": no_op,
@@ -312,6 +338,7 @@ CASES: dict[str, Callable[[int], list[str]]] = {
     "dask": lambda _repeat: dask_overhead.run(OUT / "dask"),
     "plan-text": plan_text,
     "isolation": lambda repeat: isolation_overhead.run(OUT / "isolation", repeat),
+    "dashboard": dashboard,
 }
 
 

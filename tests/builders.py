@@ -16,6 +16,16 @@ CORPUS = REPO / "tests" / "data" / "taskmaster"  # the vendored Taskmaster files
 SCRIPTS = REPO / "tests" / "scripts"  # the small programs tests run with sys.executable
 
 
+REPORTED_COLUMNS = ("cost_usd", "input_tokens", "output_tokens", "session_id", "reported")
+
+
+def drop_schema_6(db: sqlite3.Connection) -> None:
+    """Take out what journal schema 6 added (what attempts report back), as a store written by
+    an older ptx lacks it."""
+    for column in REPORTED_COLUMNS:
+        db.execute(f"ALTER TABLE attempts DROP COLUMN {column}")
+
+
 def task(task_id: str, *deps: str, status: str = "pending", priority: str = "medium") -> Task:
     parent = task_id.rsplit(".", 1)[0] if "." in task_id else None
     return Task(

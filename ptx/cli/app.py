@@ -14,7 +14,7 @@ import typer
 # Start-up is paid by every invocation (2,000 times in the no-op benchmark): only what most
 # commands need is imported here; what one command or option needs is imported where it is used.
 from ptx import __version__
-from ptx.cli import STARTING, check, clean, config, history, run, streams
+from ptx.cli import STARTING, check, clean, config, dashboard, history, run, streams
 from ptx.cli.common import State
 from ptx.core.errors import ExitCode
 
@@ -35,6 +35,7 @@ app.command()(check.plan)
 app.command()(run.run)
 app.command()(history.report)
 app.command()(history.runs)
+app.command()(dashboard.dashboard)
 app.command("config")(config.show_config)
 app.command()(clean.clean)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from ptx.cli.common import (
     display_path,
     handled,
 )
-from ptx.core.errors import ExitCode
+from ptx.core.errors import ExitCode, UsageError
 from ptx.core.model import counted
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 
@@ -67,6 +68,14 @@ def run(
             "--resume", help="Continue the last unfinished run, with its options: skip successes."
         ),
     ] = False,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            "--max-cost",
+            min=0,
+            help="USD: start no task once the cost the tasks reported reaches it.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Print the order and commands; run nothing.")
     ] = False,
@@ -129,6 +138,8 @@ def run(
     from ptx.run import workflow  # noqa: PLC0415 - only run needs them
 
     with handled():
+        if max_cost is not None and not math.isfinite(max_cost):
+            raise UsageError(f"--max-cost must be a finite number of USD, got {max_cost}")
         wanted = run_outputs.Outputs(
             junit=junit,
             trace=trace,
@@ -152,6 +163,7 @@ def run(
             update_status=update_status,
             resume=resume,
             load_average=load_average,
+            max_cost=max_cost,
             argv=tuple(sys.argv),
             executor=executor.value,
             scheduler=scheduler,

@@ -215,6 +215,7 @@ def run_report(result: RunResult, *, quiet: bool = False, width: int = 80) -> li
         parts.append(Text("\n".join(timeline)))
     parts.append(_counts_text(result.tasks))
     parts.append(_figures_text(result))
+    parts.extend(_reported_lines(result, quiet=quiet))
     parts.extend(_safety_lines(result))
     parts.extend(_blocked_lines(result))
     parts.extend(_integration_lines(result))
@@ -295,6 +296,47 @@ def _blocked_lines(result: RunResult) -> list[Text]:
         listed = ", ".join(result.unwritten)
         lines.append(Text(f"status of {listed} not written to tasks.json", style="bold red"))
     return lines
+
+
+def _reported_lines(result: RunResult, *, quiet: bool) -> list[Text]:
+    """What the tasks reported back (cost, tokens), which were flaky, and the budget."""
+    from ptx.outputs.report import totals  # noqa: PLC0415 - see _failed_statuses
+
+    lines = []
+    run = totals(result.tasks)
+    if run["cost_usd"] is not None or run["tokens"] is not None:
+        lines.append(Text("reported " + _spent(run["cost_usd"], run["tokens"]), style="bold"))
+        reporting = [task for task in result.tasks if not quiet and _reported(task)]
+        widths = max((len(task.id) for task in reporting), default=0)
+        for task in reporting:
+            tokens = totals((task,))["tokens"]
+            lines.append(Text(f"  {task.id.rjust(widths)}  {_spent(task.cost_usd, tokens)}"))
+    for task in result.tasks:
+        if task.flaky:
+            failures = ", ".join(task.failed_attempts)
+            flaky = f"flaky {task.id}: {failures}, then succeeded on attempt {task.attempts}"
+            lines.append(Text(flaky, style="yellow"))
+    if result.budget_stopped:
+        budget = f"${result.max_cost_usd or 0:.2f}"
+        text = f"budget {budget} reached (--max-cost): the tasks left were not started"
+        lines.append(Text(text, style="bold yellow"))
+    return lines
+
+
+def _reported(task: TaskResult) -> bool:
+    reported = (task.cost_usd, task.input_tokens, task.output_tokens)
+    return any(value is not None for value in reported)
+
+
+def _spent(cost: float | None, tokens: dict[str, int] | None) -> str:
+    """ "$0.42, 1,200 tokens in, 800 out"; the parts nothing reported are left out."""
+    parts = [] if cost is None else [f"${cost:.2f}"]
+    tokens = tokens or {}
+    if "input" in tokens:
+        parts.append(f"{tokens['input']:,} tokens in")
+    if "output" in tokens:
+        parts.append(f"{tokens['output']:,} {'out' if 'input' in tokens else 'tokens out'}")
+    return ", ".join(parts)
 
 
 def _columns(cells: Sequence[str], widths: Sequence[int]) -> str:

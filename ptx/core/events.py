@@ -67,6 +67,19 @@ class TaskResult:
     command: str | None = None
     integration: TaskIntegration | None = None  # isolated runs only
     spans: tuple[tuple[float, float], ...] = ()  # (start, end) of each attempt, in order
+    # What its attempts reported back (PTX_RESULT, claude-json), summed over its attempts.
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    session_id: str | None = None  # the last one reported
+    summary: str | None = None  # the last one reported
+    warnings: tuple[str, ...] = ()  # reports that were not understood
+    failed_attempts: tuple[str, ...] = ()  # the outcome of each attempt that failed: "timeout"
+
+    @property
+    def flaky(self) -> bool:
+        """Failed, then succeeded on a retry, in this run."""
+        return self.status is Status.SUCCEEDED and bool(self.failed_attempts)
 
     @property
     def duration(self) -> float | None:
@@ -92,6 +105,9 @@ class RunResult:
     unwritten: tuple[TaskId, ...] = ()  # statuses write-back could not write: the run failed
     integration: RunIntegration | None = None  # isolated runs only
     held: tuple[tuple[str, float], ...] = ()  # (guard, seconds it held starts), guards that did
+    max_cost_usd: float | None = None  # the budget, when the run had one
+    budget_stopped: bool = False  # the budget was reached with tasks left to start
+    held_starts: tuple[Held, ...] = ()  # why starts were held, other than for a slot, in order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +203,15 @@ class StartsHeld:
     """A machine guard holds every start now ("memory", "load average"), or none does (None)."""
 
     guard: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """A ready task's start was held (by a resource, a breaker or the machine) from `at` on."""
+
+    id: TaskId
+    reason: str
+    at: float  # time.time()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -70,6 +70,7 @@ class TaskOptions:
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     estimate_seconds: float | None = None
     memory_limit: int | None = None  # bytes: the task's process tree is killed above it
+    result: str | None = None  # "claude-json": read what it reports back from its output
 
     def merged_over(self, base: TaskOptions) -> TaskOptions:
         """These options where set, else `base`'s (config overrides win over metadata)."""
@@ -82,6 +83,7 @@ class TaskOptions:
             env=frozen_map({**base.env, **self.env}),
             estimate_seconds=_first(self.estimate_seconds, base.estimate_seconds),
             memory_limit=self.memory_limit if self.memory_limit is not None else base.memory_limit,
+            result=self.result if self.result is not None else base.result,
         )
 
 
@@ -167,3 +169,21 @@ class Project:
     tags: tuple[str, ...]  # every tag in the file, in file order
     tasks: TaskList  # the chosen tag
     notices: tuple[str, ...] = ()  # things to tell the user, e.g. which tag was picked and why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reported:
+    """What an attempt reported back (PTX_RESULT, claude-json): the known fields, checked;
+    `data`: the whole document as reported, unknown fields kept."""
+
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    session_id: str | None = None
+    summary: str | None = None
+    data: dict[str, Any] | None = None
+    warning: str | None = None  # why something reported was not understood
+
+    @property
+    def empty(self) -> bool:
+        return self.data is None and self.warning is None

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite3
 
-SCHEMA_VERSION = 5
+    from ptx.core.model import Reported
+
+SCHEMA_VERSION = 6
 # "ptx\0" in SQLite's header (offset 68), so ptx knows its journal from another program's
 # database before writing anything; journals from before it are known by their tables.
 APPLICATION_ID = int.from_bytes(b"ptx\0", "big")
@@ -37,6 +39,8 @@ _SCHEMA = (
         pgid INTEGER, pgid_create_time REAL, started_at REAL NOT NULL, ended_at REAL,
         exit_code INTEGER, status TEXT NOT NULL, log_path TEXT NOT NULL,
         branch TEXT, commit_sha TEXT, integration TEXT,
+        cost_usd REAL, input_tokens INTEGER, output_tokens INTEGER, session_id TEXT,
+        reported TEXT,
         PRIMARY KEY (run_id, task, attempt)
     ) WITHOUT ROWID""",
     """CREATE INDEX attempts_history ON attempts (task, command_hash, ended_at)
@@ -62,7 +66,22 @@ _MIGRATE_4_TO_5 = (
     "ALTER TABLE attempts ADD COLUMN commit_sha TEXT",
     "ALTER TABLE attempts ADD COLUMN integration TEXT",
 )
-_MIGRATIONS = ((_MIGRATE_1_TO_2,), (_MIGRATE_2_TO_3,), _MIGRATE_3_TO_4, _MIGRATE_4_TO_5)
+# Schema 6 added what an attempt reports back (PTX_RESULT, claude-json): its cost, tokens and
+# agent session, and the whole document as reported (JSON).
+_MIGRATE_5_TO_6 = (
+    "ALTER TABLE attempts ADD COLUMN cost_usd REAL",
+    "ALTER TABLE attempts ADD COLUMN input_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN output_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN session_id TEXT",
+    "ALTER TABLE attempts ADD COLUMN reported TEXT",
+)
+_MIGRATIONS = (
+    (_MIGRATE_1_TO_2,),
+    (_MIGRATE_2_TO_3,),
+    _MIGRATE_3_TO_4,
+    _MIGRATE_4_TO_5,
+    _MIGRATE_5_TO_6,
+)
 
 
 def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int) -> None:
@@ -125,8 +144,23 @@ SELECT_RUNS = """
     FROM runs"""
 SELECT_ATTEMPTS = """
     SELECT run_id, task, attempt, command_hash, pgid, pgid_create_time, started_at, ended_at,
-        exit_code, status, log_path
+        exit_code, status, log_path, cost_usd, input_tokens, output_tokens, session_id
     FROM attempts"""
+
+
+END_ATTEMPT = """
+    UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?, cost_usd = ?,
+        input_tokens = ?, output_tokens = ?, session_id = ?, reported = ?
+    WHERE run_id = ? AND task = ? AND attempt = ?"""
+
+
+def reported_values(reported: Reported | None) -> tuple[object, ...]:
+    """The reported columns of END_ATTEMPT: the known fields, then the whole document."""
+    if reported is None or reported.data is None:
+        return (None, None, None, None, None)
+    document = json.dumps(reported.data, ensure_ascii=False, separators=(",", ":"))
+    known = (reported.cost_usd, reported.input_tokens, reported.output_tokens)
+    return (*known, reported.session_id, document)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +193,10 @@ class AttemptRecord:
     exit_code: int | None
     status: str
     log_path: str
+    cost_usd: float | None = None  # what the attempt reported back, when it did
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    session_id: str | None = None
 
 
 def run_info(row: sqlite3.Row) -> RunInfo:

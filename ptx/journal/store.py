@@ -18,12 +18,14 @@ from ptx.journal.integration import IntegrationRecords
 from ptx.journal.opening import JournalError, connect, failure
 from ptx.journal.schema import (
     ATTEMPT_STATUSES,
+    END_ATTEMPT,
     RUN_STATUSES,
     SELECT_ATTEMPTS,
     SELECT_RUNS,
     AttemptRecord,
     RunInfo,
     attempt_record,
+    reported_values,
     run_info,
 )
 
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from typing_extensions import Self
+
+    from ptx.core.model import Reported
 
 DB_NAME = "ptx.db"
 ESTIMATE_WINDOW = 5  # successful attempts averaged per task
@@ -242,18 +246,16 @@ class Journal(IntegrationRecords):
         ended_at: float,
         exit_code: int | None,
         status: str,
+        reported: Reported | None = None,
         later: bool = False,
     ) -> None:
-        """`later`: committed with the next write or `flush()`, which a run's scheduler
-        thread does before it waits, so the end of a task rides along with the next start.
+        """`reported`: what the attempt reported back, if anything. `later`: committed with the
+        next write or `flush()`, which a run's scheduler thread does before it waits, so the
+        end of a task rides along with the next start.
         An end lost to a crash in between only makes `--resume` run that task again."""
         _check_status(status, ATTEMPT_STATUSES)
-        sql = (
-            "UPDATE attempts SET ended_at = ?, exit_code = ?, status = ?"
-            " WHERE run_id = ? AND task = ? AND attempt = ?"
-        )
-        params = (ended_at, exit_code, status, run_id, task, attempt)
-        if self._write(sql, params, later=later) != 1:
+        params = (ended_at, exit_code, status, *reported_values(reported), run_id, task, attempt)
+        if self._write(END_ATTEMPT, params, later=later) != 1:
             what = f"attempt {attempt} of task {task} in run {run_id}"
             raise JournalError(f"state store {self._path}: no {what}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -13,7 +14,8 @@ from ptx.core import events
 from ptx.core.events import Status
 from ptx.core.model import counted
 from ptx.graph.units import PATH_ENDS, path_text
-from ptx.outputs.report import figures, log_tail
+from ptx.journal.statedir import log_path
+from ptx.outputs.report import figures, log_tail, totals
 
 if TYPE_CHECKING:
     from ptx.core.events import RunResult, TaskResult
@@ -81,8 +83,23 @@ def _testcase(suite: ET.Element, task: TaskResult, tag: str) -> None:
     elif task.status in SKIPS:
         reason = task.reason or task.status.value
         ET.SubElement(case, "skipped", {"message": xml_text(reason)})
+    elif task.flaky:
+        _flaky_failures(case, task)
     if task.log is not None:
         ET.SubElement(case, "system-out").text = tail
+
+
+def _flaky_failures(case: ET.Element, task: TaskResult) -> None:
+    """A pass after failed attempts, as Maven Surefire writes a test that passed on a rerun:
+    one `flakyFailure` per failed attempt inside the passing testcase, which Jenkins, GitLab
+    and the JUnit viewers show as a flaky pass."""
+    logs = os.path.dirname(task.log) if task.log else None  # noqa: PTH120 - str paths here
+    for number, failure in enumerate(task.failed_attempts, start=1):
+        kind = failure.split(" ", 1)[0]
+        message = f"attempt {number} of {task.attempts}: {failure}"
+        element = ET.SubElement(case, "flakyFailure", {"message": message, "type": kind})
+        log = None if logs is None else log_path(logs, task.id, number)
+        ET.SubElement(element, "stackTrace").text = xml_text("\n".join(log_tail(log, TAIL_LINES)))
 
 
 def _failure_type(task: TaskResult) -> str:
@@ -121,6 +138,7 @@ def step_summary(result: RunResult) -> str:
         f"| efficiency | {numbers.efficiency:.0%} |",
         f"| critical path | {path} ({numbers.critical_seconds:.1f} s) |",
         f"| optimality | {numbers.optimality:.0%} |",
+        *_reported_rows(result),
     ]
     failed = [task for task in result.tasks if task.status in FAILURES]
     if failed:
@@ -128,6 +146,24 @@ def step_summary(result: RunResult) -> str:
     for task in failed:
         lines += _failed_details(task)
     return "\n".join(lines) + "\n"
+
+
+def _reported_rows(result: RunResult) -> list[str]:
+    """Rows for what the tasks reported back, the flaky tasks and the budget, where any."""
+    run = totals(result.tasks)
+    rows = []
+    if run["cost_usd"] is not None:
+        rows.append(f"| reported cost | ${run['cost_usd']:.2f} |")
+    tokens = run["tokens"] or {}
+    if tokens:
+        counts = ", ".join(f"{count:,} {kind}" for kind, count in tokens.items())
+        rows.append(f"| reported tokens | {counts} |")
+    flaky = [task.id for task in result.tasks if task.flaky]
+    if flaky:
+        rows.append(f"| flaky (passed on a retry) | {', '.join(flaky)} |")
+    if result.budget_stopped:
+        rows.append(f"| budget | ${result.max_cost_usd or 0:.2f} reached: the rest not started |")
+    return rows
 
 
 def _failed_details(task: TaskResult) -> list[str]:

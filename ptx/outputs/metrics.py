@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ptx.core.errors import PtxError
 from ptx.core.events import FAILURES, Status
-from ptx.outputs.report import figures
+from ptx.outputs.report import figures, totals
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +46,8 @@ def _registry_class() -> type[CollectorRegistry]:
 def registry_of(result: RunResult, attempts: Sequence[AttemptRecord]) -> CollectorRegistry:
     """A fresh registry holding the run and nothing of the process that made it."""
     registry = _registry_class()(auto_describe=True)
-    registry.register(_Snapshot(_task_families(result) + _figure_families(result, attempts)))
+    families = _task_families(result) + _figure_families(result, attempts)
+    registry.register(_Snapshot(families + _reported_families(result)))
     return registry
 
 
@@ -113,6 +114,36 @@ def _figure_families(result: RunResult, attempts: Sequence[AttemptRecord]) -> li
         GaugeMetricFamily(f"ptx_run_{name}", help_text, value=value)
         for name, (help_text, value) in values.items()
     ]
+
+
+def _reported_families(result: RunResult) -> list[Metric]:
+    """What the tasks reported back (PTX_RESULT, claude-json): cost and tokens per task that
+    reported them and for the run, and how many tasks were flaky."""
+    from prometheus_client.core import GaugeMetricFamily  # noqa: PLC0415 - optional extra
+
+    run = totals(result.tasks)
+    cost = GaugeMetricFamily("ptx_run_cost_usd", "Cost the tasks reported, in USD.")
+    cost.add_metric([], run["cost_usd"] or 0.0)
+    tokens = GaugeMetricFamily("ptx_run_tokens", "Tokens the tasks reported.", labels=["kind"])
+    task_cost = GaugeMetricFamily(
+        "ptx_task_cost_usd", "Cost a task reported, in USD (its attempts summed).", labels=["task"]
+    )
+    task_tokens = GaugeMetricFamily(
+        "ptx_task_tokens", "Tokens a task reported (its attempts summed).", labels=["task", "kind"]
+    )
+    for kind in ("input", "output"):
+        tokens.add_metric([kind], (run["tokens"] or {}).get(kind, 0))
+    for task in result.tasks:
+        if task.cost_usd is not None:
+            task_cost.add_metric([task.id], task.cost_usd)
+        for kind, count in (("input", task.input_tokens), ("output", task.output_tokens)):
+            if count is not None:
+                task_tokens.add_metric([task.id, kind], count)
+    flaky = GaugeMetricFamily(
+        "ptx_run_flaky_tasks", "Tasks that failed, then succeeded on a retry."
+    )
+    flaky.add_metric([], sum(task.flaky for task in result.tasks))
+    return [cost, tokens, task_cost, task_tokens, flaky]
 
 
 def prometheus_text(result: RunResult, attempts: Sequence[AttemptRecord]) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ptx.core.events import BreakerChanged, Degraded, RunResult, Status, TaskResult
+from ptx.core.events import BreakerChanged, Degraded, Held, RunResult, Status, TaskResult
 from ptx.core.model import id_key, seconds_text
 from ptx.executors.logfile import log_end
 from ptx.graph.digraph import Structure, dependents, depths, indexed, kahn, longest_path
@@ -143,6 +143,14 @@ def report_dict(result: RunResult) -> dict[str, Any]:
             for c in result.breakers
         ],
         "held_seconds": dict(result.held),  # rounded when measured: a report is rebuilt from it
+        "held_starts": [{"id": h.id, "reason": h.reason, "at": h.at} for h in result.held_starts],
+        **totals(result.tasks),
+        "flaky": [task.id for task in result.tasks if task.flaky],
+        "budget": (
+            None
+            if result.max_cost_usd is None
+            else {"max_cost_usd": result.max_cost_usd, "stopped": result.budget_stopped}
+        ),
         "tasks": [_task_dict(task, result.dependencies.get(task.id, ())) for task in result.tasks],
         "blocked": [
             {"id": unit, "reason": reason, "target": unit in result.failed_targets}
@@ -151,6 +159,22 @@ def report_dict(result: RunResult) -> dict[str, Any]:
         "unwritten_statuses": list(result.unwritten),
     }
     return dict(integration.with_entries(data, result))
+
+
+def totals(tasks: Sequence[TaskResult]) -> dict[str, Any]:
+    """The run's `cost_usd` and `tokens`: sums of what the tasks reported, None where none did."""
+    cost = [task.cost_usd for task in tasks if task.cost_usd is not None]
+    return {"cost_usd": round(sum(cost), 6) if cost else None, "tokens": _tokens(tasks)}
+
+
+def _tokens(tasks: Iterable[TaskResult]) -> dict[str, int] | None:
+    """{"input": n, "output": n}, each summed over what reported it; None if nothing did."""
+    sums: dict[str, int] = {}
+    for task in tasks:
+        for key, value in (("input", task.input_tokens), ("output", task.output_tokens)):
+            if value is not None:
+                sums[key] = sums.get(key, 0) + value
+    return sums or None
 
 
 def _task_dict(task: TaskResult, dependencies: Sequence[TaskId]) -> dict[str, Any]:
@@ -169,6 +193,19 @@ def _task_dict(task: TaskResult, dependencies: Sequence[TaskId]) -> dict[str, An
         "command": task.command,
         "dependencies": list(dependencies),
         "attempt_spans": [list(span) for span in task.spans],
+        **_tokens_and_cost(task),
+        "session_id": task.session_id,
+        "summary": task.summary,
+        "flaky": task.flaky,
+        "failed_attempts": list(task.failed_attempts),
+        "warnings": list(task.warnings),
+    }
+
+
+def _tokens_and_cost(task: TaskResult) -> dict[str, Any]:
+    return {
+        "cost_usd": None if task.cost_usd is None else round(task.cost_usd, 6),
+        "tokens": _tokens((task,)),
     }
 
 
@@ -228,6 +265,12 @@ def result_from_dict(data: Mapping[str, Any]) -> RunResult:
         unwritten=tuple(data.get("unwritten_statuses") or ()),
         integration=integration.run_from(data.get("integration")),
         held=tuple((str(guard), float(seconds)) for guard, seconds in _held(data)),
+        max_cost_usd=(data.get("budget") or {}).get("max_cost_usd"),
+        budget_stopped=bool((data.get("budget") or {}).get("stopped")),
+        held_starts=tuple(
+            Held(id=str(h["id"]), reason=str(h["reason"]), at=float(h["at"]))
+            for h in data.get("held_starts") or ()
+        ),
     )
 
 
@@ -250,6 +293,13 @@ def _task_result(entry: Mapping[str, Any]) -> TaskResult:
         command=entry.get("command"),
         integration=integration.task_from(entry.get("integration")),
         spans=tuple((float(start), float(end)) for start, end in entry.get("attempt_spans") or ()),
+        cost_usd=entry.get("cost_usd"),
+        input_tokens=(entry.get("tokens") or {}).get("input"),
+        output_tokens=(entry.get("tokens") or {}).get("output"),
+        session_id=entry.get("session_id"),
+        summary=entry.get("summary"),
+        warnings=tuple(entry.get("warnings") or ()),
+        failed_attempts=tuple(entry.get("failed_attempts") or ()),
     )
 
 

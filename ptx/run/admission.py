@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ptx.core.events import FAILURES, StartsHeld, Status, TaskWaiting
+from ptx.core.events import FAILURES, Held, StartsHeld, Status, TaskWaiting
 from ptx.run.commands import effective_options
 from ptx.run.resources import Resources
 from ptx.run.safety import Breakers, FailureGuard, Limits, SystemGuard
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ptx.taskmaster.config import Config
 
 SLOT = "a free slot"
+MAX_HELD = 10_000  # held starts kept for a run's report: its size stays bounded
 _NO_REQUEST: Mapping[str, int] = {}
 
 
@@ -70,6 +71,7 @@ class Admission:
         self.clock = clock
         self.holding: tuple[str, float] | None = None  # the guard holding every start, since
         self.held: dict[str, float] = {}  # seconds each guard held starts, closed holds only
+        self.held_starts: list[Held] = []  # starts held for more than a slot, for the run's report
 
     @property
     def slots(self) -> int:
@@ -131,6 +133,10 @@ class Admission:
         if self.waiting.get(unit) != reason:
             self.waiting[unit] = reason
             emit(TaskWaiting(id=unit, reason=reason))
+            # A wait for a slot shows in the run's timeline already (every slot busy); a run of
+            # thousands of tasks would fill its report with them.
+            if reason != SLOT and len(self.held_starts) < MAX_HELD:
+                self.held_starts.append(Held(id=unit, reason=reason, at=time.time()))
 
     def survey(self, running: int, emit: Callable[[Event], None]) -> Callable[[TaskId], bool]:
         """A `ReadyQueue.take` predicate that takes nothing and tells why each ready unit waits."""

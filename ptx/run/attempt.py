@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING
 from ptx.core.events import Status, TaskSpawned, TaskStarted
 from ptx.executors import process
 from ptx.executors.base import LocalExecutor
-from ptx.run import commands
+from ptx.run import commands, reported
 from ptx.run.isolation import IsolatedAttempt
+from ptx.run.reported import NOTHING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from ptx.core.events import Listener
-    from ptx.core.model import Task, TaskId, TaskOptions
+    from ptx.core.model import Reported, Task, TaskId, TaskOptions
     from ptx.executors.base import Executor
     from ptx.journal.store import Journal
     from ptx.run.isolation import Worktrees
@@ -45,6 +46,7 @@ class Job:
     attempt: int
     log: str
     timeout: float | None
+    previous_session: str = ""  # the agent session the task's previous attempt reported
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +59,7 @@ class Finished:
     status: Status  # of the outcome, worked out here so the scheduler thread need not
     command: str
     isolated: IsolatedAttempt | None = None  # its worktree and work, in an isolated run
+    reported: Reported = NOTHING  # what the attempt reported back (PTX_RESULT, claude-json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,12 +285,15 @@ class Attempts:
 
     def _invocation(self, job: Job) -> commands.Invocation:
         task_json = self._task_json(job.task.id)
+        files = commands.AttemptFiles(
+            task_json=task_json, result=self._result(job), previous_session=job.previous_session
+        )
         call = commands.invocation(
             job.task,
             self.config,
             self.context,
             attempt=job.attempt,
-            task_json=task_json,
+            files=files,
             options=job.options,
         )
         if job.attempt == 1:
@@ -300,6 +306,9 @@ class Attempts:
 
     def _task_json(self, unit: TaskId) -> str:
         return f"{self.scratch}/{unit}.task.json"  # per attempt: no pathlib
+
+    def _result(self, job: Job) -> str:
+        return f"{self.scratch}/{job.task.id}.{job.attempt}.result.json"
 
     def _record_start(
         self,
@@ -350,7 +359,9 @@ class Attempts:
         isolated: IsolatedAttempt | None = None,
     ) -> Finished:
         """`later`: committed with the next start, or before the scheduler thread waits."""
-        finished = _finished(job, outcome, command, isolated)
+        result_format = job.options.result or self.config.result
+        said = reported.read(self._result(job), job.log, result_format)
+        finished = _finished(job, outcome, command, isolated, said)
         self.journal.attempt_ended(
             run_id=self.context.run_id,
             task=job.task.id,
@@ -358,6 +369,7 @@ class Attempts:
             ended_at=outcome.ended_at,
             exit_code=outcome.exit_code,
             status=finished.status.value,
+            reported=said,
             later=later,
         )
         return finished
@@ -379,6 +391,7 @@ def _finished(
     outcome: process.ProcessOutcome,
     command: str,
     isolated: IsolatedAttempt | None = None,
+    said: Reported = NOTHING,
 ) -> Finished:
     status = status_of(outcome)
     if status is Status.SUCCEEDED and isolated is not None and isolated.work is not None:
@@ -390,6 +403,7 @@ def _finished(
         status=status,
         command=command,
         isolated=isolated,
+        reported=said,
     )
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ptx.core.model import Command, Task, TaskId, TaskOptions
     from ptx.taskmaster.config import Config
 
-_PLACEHOLDER = re.compile(r"\{(id|title|tag|attempt)\}")
+_PLACEHOLDER = re.compile(r"\{(id|title|tag|attempt|session_id)\}")
 _SHELL = ("/bin/sh", "-c")
 # Bytes of one PTX_TASK_* text variable. Linux refuses to start a program with any single
 # variable over 128 KiB (MAX_ARG_STRLEN) and all of them together over a quarter of the stack
@@ -83,9 +83,16 @@ def render(command: Command, fields: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(_PLACEHOLDER.sub(lambda match: fields[match[1]], part) for part in command)
 
 
-def fields_of(task: Task, tag: str, attempt: int) -> dict[str, str]:
-    """The values of the placeholders for one attempt."""
-    return {"id": task.id, "title": task.title, "tag": tag, "attempt": str(attempt)}
+def fields_of(task: Task, tag: str, attempt: int, session_id: str = "") -> dict[str, str]:
+    """The values of the placeholders for one attempt; `session_id`: the agent session the
+    previous attempt reported (empty on a first attempt, or when it reported none)."""
+    return {
+        "id": task.id,
+        "title": task.title,
+        "tag": tag,
+        "attempt": str(attempt),
+        "session_id": session_id,
+    }
 
 
 def display(argv: tuple[str, ...]) -> str:
@@ -133,6 +140,15 @@ def _text(entry: Mapping[str, object], key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFiles:
+    """The per-attempt paths and facts a command is told of through PTX_* variables."""
+
+    task_json: str
+    result: str  # PTX_RESULT: where the attempt may write what it reports back
+    previous_session: str = ""  # PTX_PREVIOUS_SESSION_ID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunContext:
     """What every invocation of one run shares."""
 
@@ -148,7 +164,7 @@ def invocation(  # noqa: PLR0913 - the task, where it runs, and what its attempt
     context: RunContext,
     *,
     attempt: int,
-    task_json: str,
+    files: AttemptFiles,
     options: TaskOptions | None = None,
 ) -> Invocation:
     """`options`: the task's effective options when the caller already has them."""
@@ -159,8 +175,8 @@ def invocation(  # noqa: PLR0913 - the task, where it runs, and what its attempt
         msg = f"task {task.id} has no command"
         raise ValueError(msg)
     tag, root = context.tag, context.root
-    fields = fields_of(task, tag, attempt)
-    own = task_environment(task, tag, context.run_id, attempt, task_json)
+    fields = fields_of(task, tag, attempt, files.previous_session)
+    own = task_environment(task, tag, context.run_id, attempt, files)
     env = {**context.base_env, **options.env, **own}
     cwd = root / options.cwd if options.cwd else root
     return Invocation(
@@ -169,7 +185,7 @@ def invocation(  # noqa: PLR0913 - the task, where it runs, and what its attempt
 
 
 def task_environment(
-    task: Task, tag: str, run_id: str, attempt: int, task_json: str
+    task: Task, tag: str, run_id: str, attempt: int, files: AttemptFiles
 ) -> dict[str, str]:
     """The PTX_* variables: task text reaches commands as data, never as code."""
     variables = {
@@ -180,14 +196,16 @@ def task_environment(
         "PTX_TASK_TEST_STRATEGY": task.test_strategy,
         "PTX_TASK_PRIORITY": task.priority,
         "PTX_TASK_PROMPT": prompt(task),
-        "PTX_TASK_JSON": task_json,
+        "PTX_TASK_JSON": files.task_json,
+        "PTX_RESULT": files.result,
+        "PTX_PREVIOUS_SESSION_ID": files.previous_session,
         "PTX_TAG": tag,
         "PTX_RUN_ID": run_id,
         "PTX_ATTEMPT": str(attempt),
     }
     for name, field in _TEXT_VARIABLES.items():
         if _too_long(variables[name]):
-            path = field_file(task_json, field)
+            path = field_file(files.task_json, field)
             variables[name] = _shortened(variables[name], path)
             variables[f"{name}_FILE"] = path
     # The environment cannot carry NUL bytes; JSON can ("\u0000"), so they are dropped.

@@ -1,4 +1,4 @@
-"""How long an attempt may run, and whether and when a failed one runs again: pure functions."""
+"""How long an attempt may run, whether and when a failed one runs again, and the budget."""
 
 from __future__ import annotations
 
@@ -58,3 +58,25 @@ def retry_delay(
     if status not in FAILURES or attempts > allowed:
         return None
     return min(MAX_BACKOFF, base * 2.0 ** (attempts - 1)) * uniform(0.5, 1.0)
+
+
+class Budget:
+    """The run's reported cost against its limit (`--max-cost`); the scheduler thread's own."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.spent = 0.0  # USD, as the attempts reported it
+        self.reached = False
+
+    def charge(self, cost: float | None) -> bool:
+        """Add an attempt's cost; True the first time the total reaches the limit."""
+        if cost is None:
+            return False
+        self.spent += cost
+        if self.limit is None or self.reached or self.spent < self.limit:
+            return False
+        self.reached = True
+        return True
+
+    def reached_text(self) -> str:
+        return f"budget reached: ${self.spent:.2f} of ${self.limit or 0:.2f}: nothing more starts"

@@ -59,6 +59,7 @@ class RunOptions:
     update_status: bool = False
     resumed_from: str | None = None
     kept: str | None = None  # JSON of the options a --resume of this run keeps
+    max_cost_usd: float | None = None  # no task starts once the reported cost reaches it
     argv: tuple[str, ...] = ()
     notices: tuple[str, ...] = ()  # told right after the run starts, e.g. why -j was lowered
     blocked: tuple[tuple[TaskId, str], ...] = ()  # what the selection left out, and why
@@ -97,7 +98,9 @@ class Run:
         self.stop = process.Stop()
         self.running: set[TaskId] = set()
         self.delayed: list[tuple[float, TaskId]] = []  # retries waiting for their backoff
-        self.starting = True  # false once fail-fast or an interrupt stops new starts
+        self.starting = True  # false once fail-fast, the budget or an interrupt stops new starts
+        self.stopped_by = "--fail-fast"  # what stopped new starts, when no interrupt did
+        self.budget = policy.Budget(options.max_cost_usd)
         self.signals = 0
         self.status_writer = StatusWriter.for_run(project, config, options.update_status, listener)
         self.run_id = ""
@@ -269,6 +272,7 @@ class Run:
                 attempt=track.attempts,
                 log=track.log,
                 timeout=self._timeout(track),
+                previous_session=track.session_id or "",
             )
         )
 
@@ -301,6 +305,8 @@ class Run:
             status,
         )
         track.reason = outcome.error if outcome.infrastructure else None  # "cluster: ..."
+        track.ended(status, outcome.exit_code, message.reported)
+        self._charge(unit, message)
         retry_in = self._retry_delay(track)
         self._announce(message, retry_in, outcome.error)
         final, infra = retry_in is None, outcome.infrastructure
@@ -342,6 +348,17 @@ class Run:
             self.status_writer.succeeded(unit)
         elif message.status is not Status.INTERRUPTED:
             self._give_up(unit)
+
+    def _charge(self, unit: TaskId, message: Finished) -> None:
+        """Tell what was not understood of an attempt's report, add its cost, and stop new
+        starts once the budget is reached (before a retry is decided: none starts either)."""
+        reported = message.reported
+        if reported.warning is not None:
+            text = f"task {unit} attempt {message.attempt}: {reported.warning}"
+            self.emit(Notice(message=text, warning=True))
+        if self.budget.charge(reported.cost_usd) and self.starting:
+            self.starting, self.stopped_by = False, "the budget (--max-cost)"
+            self.emit(Notice(message=self.budget.reached_text(), warning=True))
 
     def _give_up(self, unit: TaskId) -> None:
         self.status_writer.failed(unit)

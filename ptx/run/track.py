@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ptx.core.events import RunResult, Status, TaskInfo, TaskIntegration, TaskResult
+from ptx.core.events import FAILURES, RunResult, Status, TaskInfo, TaskIntegration, TaskResult
 from ptx.core.model import id_key
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from ptx.core.model import Task, TaskId, TaskOptions
+    from ptx.core.model import Reported, Task, TaskId, TaskOptions
     from ptx.run.runner import Run
+
+_N = TypeVar("_N", int, float)
 
 
 @dataclass(slots=True)
@@ -40,6 +42,27 @@ class Track:
         """How it failed, as its dependents' skip reasons say: "conflicted in a.py", "failed"."""
         return self.reason or "conflict" if self.status is Status.CONFLICT else self.status.value
 
+    cost_usd: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    session_id: str | None = None
+    summary: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    failed_attempts: list[str] = field(default_factory=list)
+
+    def ended(self, status: Status, exit_code: int | None, reported: Reported) -> None:
+        """Count an attempt's end: its failure, and what it reported back."""
+        if status in FAILURES:
+            code = "" if exit_code is None else f" (exit {exit_code})"
+            self.failed_attempts.append(f"{status.value}{code}")
+        if reported.warning is not None:
+            self.warnings.append(reported.warning)
+        self.cost_usd = _plus(self.cost_usd, reported.cost_usd)
+        self.input_tokens = _plus(self.input_tokens, reported.input_tokens)
+        self.output_tokens = _plus(self.output_tokens, reported.output_tokens)
+        self.session_id = reported.session_id or self.session_id
+        self.summary = reported.summary or self.summary
+
     def result(self, *, interrupted: bool, halted: str | None = None) -> TaskResult:
         """The unit's entry in the run's result; `interrupted`: the run was; `halted`: why the
         run started nothing more, when neither an interrupt nor --fail-fast stopped it."""
@@ -60,7 +83,21 @@ class Track:
             command=self.command,
             integration=self.integration,
             spans=tuple(self.spans),
+            cost_usd=self.cost_usd,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            session_id=self.session_id,
+            summary=self.summary,
+            warnings=tuple(self.warnings),
+            failed_attempts=tuple(self.failed_attempts),
         )
+
+
+def _plus(total: _N | None, value: _N | None) -> _N | None:
+    """A sum where None is "nothing reported", not zero."""
+    if value is None:
+        return total
+    return value if total is None else total + value
 
 
 def run_status(results: Iterable[TaskResult], *, interrupted: bool, failed: bool = False) -> str:
@@ -78,6 +115,8 @@ def run_result(run: Run, started: float) -> RunResult:
     fails the run."""
     interrupted = bool(run.signals)
     halted = None if run.executor.lost is None else f"not started: {run.executor.lost}"
+    if halted is None and run.stopped_by != "--fail-fast":  # the budget
+        halted = f"stopped by {run.stopped_by}"
     results, withheld = [], []
     for unit in sorted(run.tracks, key=id_key):
         track = run.tracks[unit]
@@ -101,6 +140,9 @@ def run_result(run: Run, started: float) -> RunResult:
         blocked=tuple(sorted([*run.options.blocked, *withheld], key=lambda b: id_key(b[0]))),
         failed_targets=run.options.failed_targets,
         unwritten=unwritten,
+        max_cost_usd=run.options.max_cost_usd,
+        budget_stopped=run.budget.reached and any(r.status is Status.NOT_RUN for r in results),
+        held_starts=tuple(run.admission.held_starts),
     )
 
 

@@ -77,6 +77,7 @@ class RunRequest:
     update_status: bool | None = None
     resume: bool = False
     load_average: float | None = None  # --load-average: over the config's max_load_average
+    max_cost: float | None = None  # USD: --max-cost, over the config's max_cost_usd
     argv: tuple[str, ...] = ()
     executor: str = "local"  # or "dask"
     scheduler: str | None = None  # a Dask scheduler address; None: DASK_SCHEDULER_ADDRESS
@@ -338,6 +339,7 @@ def execute(
                 ),
                 resumed_from=prepared.resumed.run_id if prepared.resumed else None,
                 kept=resume.kept_options(request).to_json(),
+                max_cost_usd=config.max_cost_usd if request.max_cost is None else request.max_cost,
                 argv=request.argv,
                 notices=prepared.notices,
                 blocked=prepared.blocked,
@@ -386,6 +388,7 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     )
     lines = []
     for slot in order:
-        call = commands.invocation(work.nodes[slot.unit], config, context, attempt=1, task_json="")
+        files = commands.AttemptFiles(task_json="", result="")
+        call = commands.invocation(work.nodes[slot.unit], config, context, attempt=1, files=files)
         lines.append((slot.unit, commands.display(call.argv)))
     return prepared, lines

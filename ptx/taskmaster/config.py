@@ -86,6 +86,8 @@ class Config(isolation_keys.Settings):
     update_status: bool = False
     dask_worker_wait_seconds: float = 30.0  # a Dask cluster without any worker, before giving up
     resources: Mapping[str, int] = field(default_factory=lambda: frozen_map(None))
+    result: str | None = None  # "claude-json": every task's output holds its report
+    max_cost_usd: float | None = None  # no task starts once the run's reported cost reaches it
     tasks: Mapping[TaskId, TaskOptions] = field(default_factory=lambda: frozen_map(None))
     source: Path | None = field(default=None, compare=False)
 
@@ -182,6 +184,8 @@ _SETTINGS: Mapping[str, rules.Parser] = {
     "dask_worker_wait_seconds": rules.seconds,
     "resources": rules.resources,
     "isolation": isolation_keys.MODE,
+    "result": rules.or_null(rules.result_format),
+    "max_cost_usd": rules.or_null(rules.non_negative),
 }
 _SECTIONS: Mapping[str, tuple[type, Mapping[str, rules.Parser]]] = {
     "safety_thresholds": (
@@ -244,11 +248,7 @@ class _Reader:
 
     def mapping(self, raw: object, path: str, allowed: Collection[str]) -> dict[str, Any]:
         """The entries of `raw` whose keys are allowed, reporting the others; null is empty."""
-        return self.values(raw, path, dict.fromkeys(allowed, _as_is))
-
-
-def _as_is(value: object) -> object:
-    return value
+        return self.values(raw, path, dict.fromkeys(allowed, rules.as_is))
 
 
 def _build(reader: _Reader, document: object) -> Config:

@@ -106,6 +106,10 @@ def rule(requirement: str, test: Callable[[Any], object], convert: Parser | None
     return parse
 
 
+def as_is(value: object) -> object:
+    return value
+
+
 def or_null(parse: Parser) -> Parser:
     return lambda value: None if value is None else parse(value)
 
@@ -200,6 +204,8 @@ _env = mapping_of(
         str,
     ),
 )
+RESULT_FORMATS = ("claude-json",)
+result_format = rule("must be one of " + ", ".join(RESULT_FORMATS), lambda v: v in RESULT_FORMATS)
 OPTION_RULES: Mapping[str, Parser] = MappingProxyType(
     {
         "command": or_null(command),
@@ -210,6 +216,7 @@ OPTION_RULES: Mapping[str, Parser] = MappingProxyType(
         "env": or_null(_env),
         "estimate_seconds": or_null(non_negative),
         "memory_limit": or_null(byte_size),
+        "result": or_null(result_format),
     }
 )
 

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING
 
 import psutil
 import pytest
-from builders import SCRIPTS, drop_schema_5
+from builders import REPORTED_COLUMNS, SCRIPTS, drop_schema_5, drop_schema_6
 
 from ptx.core.errors import ExitCode
+from ptx.core.model import Reported
 from ptx.journal.opening import JournalError
+from ptx.journal.schema import SCHEMA_VERSION
 from ptx.journal.store import DB_NAME, Journal
 
 if TYPE_CHECKING:
@@ -347,7 +349,8 @@ def test_schema_version_mismatch_is_refused(state: Path) -> None:
     with sqlite3.connect(state / DB_NAME) as db:
         db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(JournalError, match=r"schema version 99, this ptx reads version 5") as err:
+    wanted = rf"schema version 99, this ptx reads version {SCHEMA_VERSION}"
+    with pytest.raises(JournalError, match=wanted) as err:
         Journal.open(state)
     assert err.value.exit_code == ExitCode.BAD_INPUT
 
@@ -380,6 +383,7 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
 ) -> None:
     dead_run = crash_owner(state)
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-2 ptx left behind
+        drop_schema_6(db)
         db.execute("CREATE INDEX attempts_open ON attempts (run_id) WHERE ended_at IS NULL")
         db.execute("ALTER TABLE runs DROP COLUMN units")
         db.execute("ALTER TABLE runs DROP COLUMN options")
@@ -392,11 +396,46 @@ def test_a_version_2_journal_loses_its_open_attempts_index_and_keeps_its_orphans
             (dead_run, "2", 4242)
         ]
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     db.close()
     assert "attempts_open" not in indexes
     assert "attempts_history" in indexes
+
+
+def test_a_version_5_journal_gains_the_reported_columns_and_keeps_its_attempts(
+    state: Path,
+) -> None:
+    dead_run = crash_owner(state)
+    with sqlite3.connect(state / DB_NAME) as db:  # what a version-5 ptx left behind
+        drop_schema_6(db)
+        db.execute("PRAGMA user_version = 5")
+    db.close()
+    with Journal.open(state) as journal:
+        (orphan,) = journal.orphaned_attempts()
+        assert (orphan.run_id, orphan.task, orphan.cost_usd, orphan.session_id) == (
+            dead_run,
+            "2",
+            None,
+            None,
+        )
+        reported = Reported(cost_usd=0.5, input_tokens=3, output_tokens=4, session_id="s", data={})
+        journal.attempt_ended(
+            run_id=dead_run, task="2", attempt=1, ended_at=time.time(), exit_code=0,
+            status="succeeded", reported=reported,
+        )  # fmt: skip
+        ended = next(record for record in journal.attempts(dead_run) if record.task == "2")
+        assert (ended.cost_usd, ended.input_tokens, ended.output_tokens, ended.session_id) == (
+            0.5,
+            3,
+            4,
+            "s",
+        )
+    with sqlite3.connect(state / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        columns = {row[1] for row in db.execute("PRAGMA table_info(attempts)")}
+    db.close()
+    assert set(REPORTED_COLUMNS) <= columns
 
 
 def test_estimates_of_more_tasks_than_one_statement_asks_for(journal: Journal) -> None:
@@ -426,6 +465,7 @@ def test_a_version_4_journal_gains_the_isolation_columns_and_keeps_its_runs(stat
     with Journal.open(state) as journal:
         run_id = journal.start_run(tag="master", jobs=1, tasks_file="t.json", argv=["ptx"])
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-4 ptx left behind
+        drop_schema_6(db)
         drop_schema_5(db)
         db.execute("PRAGMA user_version = 4")
     db.close()
@@ -435,5 +475,5 @@ def test_a_version_4_journal_gains_the_isolation_columns_and_keeps_its_runs(stat
         journal.record_integration(run_id, branch="ptx/master/r", base="abc")
         assert journal.integration(run_id) == ("ptx/master/r", "abc")
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     db.close()

@@ -206,6 +206,22 @@ def test_the_metrics_file_parses_and_carries_the_report_figures(tmp_path: Path) 
     assert not list((root / "m").glob("*.prom.*"))  # the temporary file was renamed
 
 
+def test_the_metrics_carry_reported_costs_tokens_and_flaky_tasks(tmp_path: Path) -> None:
+    report = """printf '{"cost_usd": 0.5, "tokens": {"input": 10, "output": 4}}' > "$PTX_RESULT" """
+    flaky = 'if [ "$PTX_ATTEMPT" = 1 ]; then exit 1; fi'
+    root = make_project(tmp_path, [task(1, report), task(2, flaky, ptx_retries=1)])
+    ran = run_ptx(root, "run", "--metrics-file", "m.prom")
+    assert ran.returncode == 0, ran.stderr
+    values = metric_values((root / "m.prom").read_text())
+    assert values["ptx_run_cost_usd", ()] == 0.5
+    assert values["ptx_run_tokens", (("kind", "input"),)] == 10
+    assert values["ptx_run_tokens", (("kind", "output"),)] == 4
+    assert values["ptx_task_cost_usd", (("task", "1"),)] == 0.5
+    assert values["ptx_task_tokens", (("kind", "output"), ("task", "1"))] == 4
+    assert ("ptx_task_cost_usd", (("task", "2"),)) not in values  # it reported nothing
+    assert values["ptx_run_flaky_tasks", ()] == 1
+
+
 class _Recorder(BaseHTTPRequestHandler):
     received: list[tuple[str, str, str]]
 
@@ -273,6 +289,20 @@ def test_metrics_without_prometheus_client_stop_before_anything_runs(tmp_path: P
 
 
 # --- the GitHub step summary and `ptx report --format` -------------------------------------------
+
+
+def test_the_step_summary_names_flaky_tasks_cost_and_the_budget(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    flaky = 'if [ "$PTX_ATTEMPT" = 1 ]; then exit 1; fi'
+    cost = """printf '{"cost_usd": 2.5}' > "$PTX_RESULT" """
+    tasks = [task(1, flaky, ptx_retries=1), task(2, cost, 1), task(3, "true", 2)]
+    root = make_project(tmp_path / "p", tasks)
+    ran = run_ptx(root, "run", "--max-cost", "2", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert ran.returncode == 1, ran.stderr
+    text = summary.read_text()
+    assert "| reported cost | $2.50 |" in text
+    assert "| flaky (passed on a retry) | 1 |" in text
+    assert "| budget | $2.00 reached: the rest not started |" in text
 
 
 def test_the_github_step_summary_is_appended_with_the_failed_tasks(tmp_path: Path) -> None:

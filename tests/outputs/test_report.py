@@ -9,7 +9,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 import pytest
-from builders import drop_schema_5, tasklist
+from builders import drop_schema_5, drop_schema_6, tasklist
 from builders import task as graph_task
 from projects import make_project, ptx, task
 from rich.console import Console
@@ -275,6 +275,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
     with Journal.open(state) as journal:
         run_id = journal.start_run(tag="master", jobs=1, tasks_file="t.json", argv=["ptx"])
     with sqlite3.connect(state / DB_NAME) as db:  # what a version-1 ptx left behind
+        drop_schema_6(db)
         for column in ("report", "units", "options"):
             db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         drop_schema_5(db)
@@ -286,7 +287,7 @@ def test_a_version_1_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> N
         journal.save_report(run_id, '{"kept": true}')
         assert journal.report(run_id) == '{"kept": true}'
     with sqlite3.connect(state / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
     db.close()
 
 

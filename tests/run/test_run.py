@@ -215,6 +215,8 @@ def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
         "PTX_TASK_PRIORITY",
         "PTX_TASK_PROMPT",
         "PTX_TASK_JSON",
+        "PTX_RESULT",
+        "PTX_PREVIOUS_SESSION_ID",
         "PTX_TAG",
         "PTX_RUN_ID",
         "PTX_ATTEMPT",
@@ -229,8 +231,10 @@ def test_ptx_variables_and_the_task_json_reach_the_task(tmp_path: Path) -> None:
         "PTX_TAG": "master",
         "PTX_RUN_ID": read_report(root / "report.json")["run_id"],
         "PTX_ATTEMPT": "1",
+        "PTX_PREVIOUS_SESSION_ID": "",
     }
     assert {name: env[name] for name in expected} == expected
+    assert env["PTX_RESULT"].endswith("/7.1.result.json")
     assert json.loads((root / "task.json").read_text()) == entry
     assert not Path(env["PTX_TASK_JSON"]).exists()  # a scratch file: gone with the run
     for text in ("Build it", "the description", "the details", "the strategy"):

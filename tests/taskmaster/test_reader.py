@@ -464,7 +464,7 @@ def test_all_options_are_read(tmp_path: Path) -> None:
             {"x": 1},
             (
                 ".x: unknown key (allowed: command, cwd, env,"
-                " estimate_seconds, memory_limit, resources, retries, timeout_seconds)"
+                " estimate_seconds, memory_limit, resources, result, retries, timeout_seconds)"
             ),
         ),
         ("make", ': must be a mapping, got "make"'),
