@@ -30,6 +30,8 @@ class KeptOptions:
     subtasks: bool | None = None
     targets: tuple[TaskId, ...] = ()
     isolate: bool | None = None  # a resumed isolated run continues its integration branch
+    load_average: float | None = None
+    max_cost: float | None = None  # the budget goes on: a resume is the same run's work
 
     def to_json(self) -> str:
         return json.dumps(

@@ -92,7 +92,9 @@ def test_held_starts_take_the_last_reason_told_else_a_slot() -> None:
     result = RunResult(
         run_id="r", status="succeeded", jobs=1, started_at=100.0, ended_at=110.0, tasks=(),
         dependencies={"2": ("1",), "3": ()},
-        held_starts=(Held(id="3", reason="cpu", at=100.5), Held(id="3", reason="breaker db", at=101.0)),
+        held_starts=(
+            Held(id="3", reason="cpu", at=100.5), Held(id="3", reason="breaker db", at=101.0),
+        ),
     )  # fmt: skip
     bars = [
         history.Bar(task=unit, title="", attempt=1, slot=1, start=start, end=end,

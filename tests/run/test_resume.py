@@ -77,6 +77,27 @@ def test_resume_keeps_the_options_of_the_run_it_continues(tmp_path: Path) -> Non
     assert _last_jobs_and_statuses(root) == (2, ["done", "done", "pending"])
 
 
+def _kept(root: Path) -> dict[str, object]:
+    """The options the last run keeps for a --resume of it, as the journal holds them."""
+    with Journal.open(root / ".ptx") as journal:
+        last = journal.last_run()
+    assert last is not None
+    assert last.options is not None
+    kept: dict[str, object] = json.loads(last.options)
+    return kept
+
+
+def test_resume_keeps_the_load_limit_and_the_budget(tmp_path: Path) -> None:
+    runs, ok = tmp_path / "runs", tmp_path / "ok"
+    root = make_project(tmp_path, [task(1, _flaky(runs, ok, 1))])
+    assert ptx(root, "run", "-l", "1000", "--max-cost", "5").returncode == 1
+    assert (_kept(root)["load_average"], _kept(root)["max_cost"]) == (1000, 5)
+    ok.touch()
+    resumed = ptx(root, "run", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (_kept(root)["load_average"], _kept(root)["max_cost"]) == (1000, 5)
+
+
 def test_resume_and_its_dry_run_fail_alike_when_nothing_is_left(tmp_path: Path) -> None:
     root = make_project(tmp_path, [task(1, "true")])
     for args in (("run", "--resume", "-n"), ("run", "--resume")):
