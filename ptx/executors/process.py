@@ -30,6 +30,7 @@ __all__ = [  # the spec, outcome and stop are part of this module's interface
     "Stop",
     "group_alive",
     "kill_stale_group",
+    "kill_stale_groups",
     "run_process",
     "spawn",
 ]
@@ -352,16 +353,27 @@ def kill_stale_group(pgid: int, create_time: float, grace: float) -> bool:
 
     True if something was signalled. Only processes `proctree.stale_members` vouches for (it
     says why a reused pid is never hit) are touched."""
-    members = proctree.stale_members(pgid, create_time)
-    if not members:
-        return False
+    return kill_stale_groups([(pgid, create_time)], grace) > 0
+
+
+def kill_stale_groups(groups: Iterable[tuple[int, float]], grace: float) -> int:
+    """`kill_stale_group` for many groups at once: all get SIGTERM, then one grace period in
+    all, then SIGKILL to whatever is left; returns how many groups were signalled."""
+    groups = list(groups)
+    found = [(group, proctree.stale_members(*group)) for group in groups]
+    found = [(group, members) for group, members in found if members]
+    if not found:
+        return 0
+    members = [member for _, group_members in found for member in group_members]
     _signal_all(None, members, signal.SIGTERM)
+
+    def rest() -> list[psutil.Process]:
+        return [member for group, _ in found for member in proctree.stale_members(*group)]
+
     if not proctree.poll_until(
         lambda: not any(map(proctree.is_live, members)), time.monotonic() + grace, None
     ):
-        # Rescan: the group may have forked during the grace period.
-        _signal_all(None, [*members, *proctree.stale_members(pgid, create_time)], signal.SIGKILL)
-        proctree.poll_until(
-            lambda: not proctree.stale_members(pgid, create_time), time.monotonic() + _SETTLE, None
-        )
-    return True
+        # Rescan: the groups may have forked during the grace period.
+        _signal_all(None, [*members, *rest()], signal.SIGKILL)
+        proctree.poll_until(lambda: not rest(), time.monotonic() + _SETTLE, None)
+    return len(found)

@@ -403,8 +403,7 @@ class Run:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Only counts: the loop acts on it, so no lock is ever taken inside a signal handler.
-        del signum
-        self.signals += 1
+        self.signals += 2 if signum in interrupts.IMMEDIATE else 1
 
     def _react_to_signals(self) -> None:
         if not self.signals or (self.stop.requested and not self._escalate()):

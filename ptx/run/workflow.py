@@ -252,10 +252,14 @@ def isolation_notices(isolation: Isolation | None) -> tuple[str, ...]:
 def reap_orphans(journal: Journal, grace: float) -> int:
     """Kill what a ptx killed with SIGKILL left running, before anything is rerun."""
     orphans = journal.orphaned_attempts()
-    killed = sum(
-        process.kill_stale_group(record.pgid, record.pgid_create_time, grace)
-        for record in orphans
-        if record.pgid is not None and record.pgid_create_time is not None
+    # All at once: one grace period in all, however many groups a dead run left.
+    killed = process.kill_stale_groups(
+        (
+            (record.pgid, record.pgid_create_time)
+            for record in orphans
+            if record.pgid is not None and record.pgid_create_time is not None
+        ),
+        grace,
     )
     # Always called: it also closes runs that died between attempts, with nothing left running.
     journal.mark_orphans_reaped(orphans, ended_at=time.time())

@@ -25,6 +25,7 @@ from ptx.executors.process import (
     Stop,
     group_alive,
     kill_stale_group,
+    kill_stale_groups,
     run_process,
 )
 
@@ -404,6 +405,50 @@ def test_kill_stale_group_finds_members_of_a_leaderless_group(tmp_path: Path) ->
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
         leader.stdout.close()
+
+
+# Ignores SIGTERM; on each one it writes how many of the group leaders in `pids` still run.
+_COUNTS_PEERS_ON_TERM = """
+import os, signal, sys, time
+pids, out = sys.argv[1], sys.argv[2]
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+def on_term(*_):
+    peers = [int(word) for word in open(pids).read().split()]
+    with open(out, "a") as file:
+        file.write(f"{sum(map(running, peers))}\\n")
+signal.signal(signal.SIGTERM, on_term)
+with open(pids, "a") as file:
+    file.write(f"{os.getpid()}\\n")
+while True:
+    time.sleep(1)
+"""
+
+
+def test_stale_groups_all_get_sigterm_before_any_gets_sigkill(tmp_path: Path) -> None:
+    pids, out = tmp_path / "pids", tmp_path / "terms"
+    argv = [sys.executable, "-c", _COUNTS_PEERS_ON_TERM, str(pids), str(out)]
+    leaders = [subprocess.Popen(argv, start_new_session=True) for _ in range(5)]
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while len(pids_in(pids)) < len(leaders):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        groups = [(leader.pid, psutil.Process(leader.pid).create_time()) for leader in leaders]
+
+        assert kill_stale_groups(groups, grace=1.0) == len(leaders)
+
+        # Killed one after another, the k-th would have seen only 5 - k leaders still running.
+        assert out.read_text().split() == ["5"] * len(leaders)
+        assert [leader.wait(HANG_GUARD) for leader in leaders] == [-signal.SIGKILL] * 5
+    finally:
+        for leader in leaders:
+            leader.kill()
+            leader.wait()
 
 
 @pytest.mark.parametrize("pgid", [0, 1, -5])
