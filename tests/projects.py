@@ -16,6 +16,7 @@ import pytest
 import yaml
 from builders import SCRIPTS
 
+from ptx.executors.guardian import NAME as GUARDIAN
 from ptx.journal.store import Journal
 
 if TYPE_CHECKING:
@@ -124,6 +125,16 @@ def spawn(root: Path, *args: str) -> subprocess.Popen[bytes]:
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
+
+
+def kill_guardian(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the guardian of the ptx `proc` (see executors/guardian.py), so that a ptx killed
+    afterwards leaves its tasks running, as a ptx whose guardian died too would."""
+    (guardian,) = [
+        child for child in psutil.Process(proc.pid).children() if GUARDIAN in child.cmdline()
+    ]
+    guardian.kill()
+    wait_for(lambda: not alive(guardian.pid), "the guardian to die")
 
 
 def progress(root: Path) -> str:

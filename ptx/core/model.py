@@ -71,6 +71,7 @@ class TaskOptions:
     estimate_seconds: float | None = None
     memory_limit: int | None = None  # bytes: the task's process tree is killed above it
     result: str | None = None  # "claude-json": read what it reports back from its output
+    keep_daemons: bool | None = None  # True: what the command leaves running is not ended
 
     def merged_over(self, base: TaskOptions) -> TaskOptions:
         """These options where set, else `base`'s (config overrides win over metadata)."""
@@ -84,6 +85,7 @@ class TaskOptions:
             estimate_seconds=_first(self.estimate_seconds, base.estimate_seconds),
             memory_limit=self.memory_limit if self.memory_limit is not None else base.memory_limit,
             result=self.result if self.result is not None else base.result,
+            keep_daemons=self.keep_daemons if self.keep_daemons is not None else base.keep_daemons,
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import select
@@ -11,26 +10,41 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, cast
 
-import psutil
-
 from ptx.core.model import counted
-from ptx.executors import proctree
+from ptx.executors import proctree, reaper
 from ptx.executors import spawn as spawn_
+from ptx.executors.guardian import guarding
+from ptx.executors.leftovers import (
+    SETTLE,
+    adopt_orphans,
+    end_leftovers,
+    group_alive,
+    kill_stale_group,
+    kill_stale_groups,
+    signal_all,
+)
 from ptx.executors.logfile import LogFile
 from ptx.executors.processtypes import ProcessOutcome, ProcessSpec, Stop
+from ptx.executors.reaper import reap as reap_orphans
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
-__all__ = [  # the spec, outcome and stop are part of this module's interface
+    import psutil
+
+__all__ = [  # the spec, outcome, stop and the leftovers' functions are part of this interface
     "SWEEP_GRACE_CAP",
     "Child",
     "ProcessOutcome",
     "ProcessSpec",
     "Stop",
+    "adopt_orphans",
+    "end_leftovers",
     "group_alive",
+    "guarding",
     "kill_stale_group",
     "kill_stale_groups",
+    "reap_orphans",
     "run_process",
     "spawn",
 ]
@@ -40,7 +54,7 @@ SWEEP_GRACE_CAP = 1.0
 
 _POLL_SLICE = 0.05  # without pidfd: stop and deadline are still noticed within this
 _MEMORY_SAMPLE = 0.5  # how often a task with a memory limit has its tree's RSS summed
-_SETTLE = 2.0  # SIGKILL is asynchronous: how long to wait for the kernel to finish the kills
+_POLL_MS_MAX = 2**31 - 1
 _EXIT_NOT_FOUND = 127  # what a shell returns for a command it cannot find
 _EXIT_CANNOT_RUN = 126  # ...and for one it found but cannot execute
 
@@ -74,10 +88,12 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
             started_at=started_at,
         )
     try:
-        before = proctree.boot_clock()
-        # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
-        proc = spawn_.start(spec.argv, spec.cwd, spec.env, log.fd)
-        after = proctree.boot_clock()
+        with reaper.starting() as own:
+            before = proctree.boot_clock()
+            # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
+            proc = spawn_.start(spec.argv, spec.cwd, spec.env, log.fd)
+            after = proctree.boot_clock()
+            own.append(proc.pid)
     except OSError as exc:
         message, code = _spawn_error(spec, exc)
         try:
@@ -124,6 +140,12 @@ class Child:
         return self.leader.pgid
 
     @property
+    def marker(self) -> reaper.Marker:
+        """What the environment of each of the attempt's processes holds: how its orphans are
+        told from others'."""
+        return reaper.marker_of(self.spec.env)
+
+    @property
     def pidfd(self) -> int | None:
         """Readable once the leader exits; None where the kernel has no pidfd."""
         return self.leader.pidfd
@@ -135,7 +157,11 @@ class Child:
     def poll(self) -> ProcessOutcome | None:
         """The outcome if the leader has exited and left nothing of its group running. None
         otherwise; then, once `exited`, `supervise` must end what the command left behind."""
-        if self.leader.proc.poll() is None or proctree.live_members(self.pgid, ()):
+        if self.leader.proc.poll() is None:
+            return None
+        if not self.spec.keep_daemons and (
+            proctree.live_members(self.pgid, ()) or reaper.escapees(self.marker)
+        ):
             return None
         self.close()
         return self._outcome(timed_out=False, interrupted=False, over=None)
@@ -161,14 +187,15 @@ class Child:
         timed_out = interrupted = False
         over = _await_leader(spec, stop, leader, self.deadline)
         if leader.proc.returncode is not None:
-            _sweep(leader, min(spec.grace, SWEEP_GRACE_CAP), stop, log)
+            if not spec.keep_daemons:
+                _sweep(leader, self.marker, min(spec.grace, SWEEP_GRACE_CAP), stop, log)
         elif over is not None:
             # No grace period: in one, the tree could go on growing past the limit.
             limit = f"{(spec.memory_limit or 0) / 2**20:.0f} MiB"
             log.note(
                 f"memory {over / 2**20:.0f} MiB over the limit of {limit}: SIGKILL to the tree"
             )
-            _end(leader, proctree.find_escapees(leader.pgid), 0.0, stop, log, term=False)
+            _end(leader, self._escapees(), 0.0, stop, log, term=False)
         else:
             interrupted = stop.requested
             timed_out = not interrupted
@@ -176,9 +203,13 @@ class Child:
             immediate = stop.immediate  # read once: the note must say what is really sent
             sent = "SIGKILL" if immediate else "SIGTERM"
             log.note(f"{why}: {sent} to process group {leader.pgid}")
-            escapees = proctree.find_escapees(leader.pgid)
-            _end(leader, escapees, spec.grace, stop, log, term=not immediate)
+            _end(leader, self._escapees(), spec.grace, stop, log, term=not immediate)
         return self._outcome(timed_out=timed_out, interrupted=interrupted, over=over)
+
+    def _escapees(self) -> tuple[psutil.Process, ...]:
+        """What the attempt runs outside its group: descendants of the leader that left it, and
+        orphans ptx adopted from it (snapshotted before anything is signalled)."""
+        return (*proctree.find_escapees(self.pgid), *reaper.escapees(self.marker))
 
     def _outcome(self, *, timed_out: bool, interrupted: bool, over: int | None) -> ProcessOutcome:
         code = cast("int", self.leader.proc.returncode)  # asked only once the leader is reaped
@@ -246,6 +277,7 @@ class _Leader:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        reaper.waited(self.pgid)
 
 
 def _pidfd_open(pid: int) -> int | None:
@@ -259,7 +291,8 @@ def _pidfd_open(pid: int) -> int | None:
 def _poll_ms(deadline: float | None) -> int | None:
     if deadline is None:
         return None
-    return max(0, math.ceil((deadline - time.monotonic()) * 1000))
+    # poll() takes a C int: a longer wait (24.8 days and more) wakes up early and waits again.
+    return min(max(0, math.ceil((deadline - time.monotonic()) * 1000)), _POLL_MS_MAX)
 
 
 def _passed(deadline: float | None) -> bool:
@@ -291,15 +324,19 @@ def _await_leader(
             return rss
 
 
-def _sweep(leader: _Leader, grace: float, stop: Stop, log: LogFile) -> None:
-    """The command ended on its own: end whatever it left running in its group."""
-    left = proctree.live_members(leader.pgid, ())
+def _sweep(leader: _Leader, marker: reaper.Marker, grace: float, stop: Stop, log: LogFile) -> None:
+    """The command ended on its own: end whatever it left running, in its group or outside."""
+    escaped = reaper.escapees(marker)
+    left = [*proctree.live_members(leader.pgid, ()), *escaped]
     if left:
         immediate = stop.immediate
         sent = "SIGKILL" if immediate else "SIGTERM"
         processes = counted(len(left), "process", "processes")
-        log.note(f"command ended, {processes} left: {sent} to process group {leader.pgid}")
-        _end(leader, (), grace, stop, log, term=not immediate)
+        outside = f" and the {len(escaped)} that left it" if escaped else ""
+        log.note(
+            f"command ended, {processes} left: {sent} to process group {leader.pgid}{outside}"
+        )
+        _end(leader, escaped, grace, stop, log, term=not immediate)
 
 
 def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
@@ -315,7 +352,7 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
     without `term`, SIGKILL at once."""
     pgid = leader.pgid
     if term:
-        _signal_all(pgid, escapees, signal.SIGTERM)
+        signal_all(pgid, escapees, signal.SIGTERM)
         deadline = time.monotonic() + grace
         if leader.wait(deadline, stop.immediate_fd):
             proctree.wait_gone(pgid, escapees, deadline, stop.immediate_fd)
@@ -326,54 +363,9 @@ def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so
 
 
 def _kill_group(leader: _Leader, escapees: tuple[psutil.Process, ...]) -> None:
-    """SIGKILL the group and its escapees, reap the leader, and wait up to `_SETTLE` for the
+    """SIGKILL the group and its escapees, reap the leader, and wait up to `SETTLE` for the
     kernel to finish the kills (SIGKILL is asynchronous)."""
-    _signal_all(leader.pgid, escapees, signal.SIGKILL)
+    signal_all(leader.pgid, escapees, signal.SIGKILL)
     leader.proc.wait()
-    proctree.wait_gone(leader.pgid, escapees, time.monotonic() + _SETTLE, None)
-
-
-def _signal_all(pgid: int | None, processes: Iterable[psutil.Process], sig: int) -> None:
-    if pgid is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-    for process in processes:
-        # psutil checks the create time first, so a pid reused meanwhile is never hit.
-        with contextlib.suppress(psutil.Error):
-            process.send_signal(sig)
-
-
-def group_alive(pgid: int, create_time: float) -> bool:
-    """Whether anything of the group recorded at `create_time` still runs (see kill_stale_group)."""
-    return bool(proctree.stale_members(pgid, create_time))
-
-
-def kill_stale_group(pgid: int, create_time: float, grace: float) -> bool:
-    """End what is left of a group recorded by a ptx that died: TERM, up to `grace`, KILL.
-
-    True if something was signalled. Only processes `proctree.stale_members` vouches for (it
-    says why a reused pid is never hit) are touched."""
-    return kill_stale_groups([(pgid, create_time)], grace) > 0
-
-
-def kill_stale_groups(groups: Iterable[tuple[int, float]], grace: float) -> int:
-    """`kill_stale_group` for many groups at once: all get SIGTERM, then one grace period in
-    all, then SIGKILL to whatever is left; returns how many groups were signalled."""
-    groups = list(groups)
-    found = [(group, proctree.stale_members(*group)) for group in groups]
-    found = [(group, members) for group, members in found if members]
-    if not found:
-        return 0
-    members = [member for _, group_members in found for member in group_members]
-    _signal_all(None, members, signal.SIGTERM)
-
-    def rest() -> list[psutil.Process]:
-        return [member for group, _ in found for member in proctree.stale_members(*group)]
-
-    if not proctree.poll_until(
-        lambda: not any(map(proctree.is_live, members)), time.monotonic() + grace, None
-    ):
-        # Rescan: the groups may have forked during the grace period.
-        _signal_all(None, [*members, *rest()], signal.SIGKILL)
-        proctree.poll_until(lambda: not rest(), time.monotonic() + _SETTLE, None)
-    return len(found)
+    proctree.wait_gone(leader.pgid, escapees, time.monotonic() + SETTLE, None)
+    reaper.reap()  # the orphans among them are ptx's children now

@@ -23,6 +23,7 @@ class ProcessSpec:
     timeout: float | None  # seconds of wall time, None = no limit
     grace: float = 5.0  # SIGTERM -> grace -> SIGKILL
     memory_limit: int | None = None  # bytes of RSS for the whole process tree; None = no limit
+    keep_daemons: bool = False  # what the command leaves running when it ends is not ended
 
     def __post_init__(self) -> None:
         if not self.argv:

@@ -138,7 +138,17 @@ def live_members(pgid: int, escapees: Iterable[psutil.Process]) -> list[psutil.P
         return live  # the common case costs one syscall
     except PermissionError:
         pass
-    # The group exists, but possibly only as zombies an init that does not reap keeps around.
+    # The group exists, but possibly only as zombies: orphans ptx adopted and has not yet
+    # reaped, or those of an init that does not reap.
+    from ptx.executors import reaper  # noqa: PLC0415 - reaper builds on this module
+
+    if reaper.reap():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return live
+        except PermissionError:
+            pass
     return live + group_scan(pgid)
 
 

@@ -383,6 +383,7 @@ class Attempts:
             timeout=job.timeout,
             grace=self.config.kill_grace_seconds,
             memory_limit=job.options.memory_limit,
+            keep_daemons=bool(job.options.keep_daemons),
         )
 
 

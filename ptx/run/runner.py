@@ -28,6 +28,7 @@ from ptx.run import commands, interrupts, policy, safety, timeslice
 from ptx.run.admission import SLOT, Admission, requests_of
 from ptx.run.attempt import Attempts, Finished, Job
 from ptx.run.integration import Session, open_session
+from ptx.run.orphans import Orphans
 from ptx.run.statusfile import StatusWriter
 from ptx.run.track import Track, run_result, task_infos
 
@@ -113,6 +114,7 @@ class Run:
         )
         self.survey_due = time.monotonic() + _SURVEY_SECONDS
         self.integrating: set[TaskId] = set()  # succeeded, their work waiting for its merge
+        self.orphans = Orphans()
 
     def execute(self) -> RunResult:
         started = time.time()
@@ -121,6 +123,7 @@ class Run:
             interrupts.caught(self._on_signal),
             timeslice.short_slice(),  # the loop thread gets its core back from its children
             commands.scratch_dir(self.run_id, len(self.tracks)) as scratch,
+            self.orphans.adopted(self),  # after the pool: every attempt has ended by then
             ThreadPoolExecutor(self.options.jobs) as pool,
         ):
             attempts = Attempts(
@@ -196,6 +199,7 @@ class Run:
             self._start_ready(attempts)
             self._skip_stuck()
             self._survey()
+            self.orphans.tick()
             self._wait_for_one(attempts)
 
     def _start_ready(self, attempts: Attempts) -> None:
@@ -406,7 +410,8 @@ class Run:
         self.signals += 2 if signum in interrupts.IMMEDIATE else 1
 
     def _react_to_signals(self) -> None:
-        if not self.signals or (self.stop.requested and not self._escalate()):
+        escalate = self.signals >= 2 and not self.stop.immediate
+        if not self.signals or (self.stop.requested and not escalate):
             return
         immediate = self.signals >= 2
         if self.starting or immediate:
@@ -414,6 +419,3 @@ class Run:
             self.emit(Notice(message=f"interrupted: {how}", warning=True))
         self.starting = False
         self.stop.request(immediate=immediate)
-
-    def _escalate(self) -> bool:
-        return self.signals >= 2 and not self.stop.immediate

@@ -149,7 +149,7 @@ def _locate(path: Path | None, *, root: Path, environ: Mapping[str, str]) -> Pat
 # --- rules for values of the config alone --------------------------------------------------
 
 
-_boolean = rules.rule("must be true or false", lambda v: isinstance(v, bool))
+_boolean = rules.flag
 _rate = rules.rule("must be a number from 0 to 1", lambda v: 0 <= rules.real(v) <= 1, rules.real)
 _failure_policy = rules.rule(
     "must be one of " + ", ".join(FAILURE_POLICIES), FAILURE_POLICIES.__contains__

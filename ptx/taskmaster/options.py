@@ -147,6 +147,7 @@ positive_int = rule("must be a positive integer", lambda v: whole(v) and v >= 1)
 count = rule("must be an integer >= 0", lambda v: whole(v) and v >= 0)
 seconds = rule("must be a number > 0", lambda v: real(v) > 0, real)
 non_negative = rule("must be a number >= 0", lambda v: real(v) >= 0, real)
+flag = rule("must be true or false", lambda v: isinstance(v, bool))
 text = rule(
     "must be a non-empty string", lambda v: isinstance(v, str) and v.strip() and "\0" not in v
 )
@@ -217,6 +218,7 @@ OPTION_RULES: Mapping[str, Parser] = MappingProxyType(
         "estimate_seconds": or_null(non_negative),
         "memory_limit": or_null(byte_size),
         "result": or_null(result_format),
+        "keep_daemons": or_null(flag),
     }
 )
 

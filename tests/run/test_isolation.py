@@ -13,6 +13,7 @@ from projects import (
     HANG_GUARD,
     alive,
     attempts,
+    kill_guardian,
     make_project,
     progress,
     ptx,
@@ -548,6 +549,7 @@ def test_clean_after_kill_9_ends_the_dead_runs_tasks_and_removes_their_worktrees
     # Only a group the journal knows can be ended: ptx records it just after the spawn.
     wait_for(lambda: any(record.pgid for record in attempts(root)), "the journal to have it")
     pid = int(pid_file.read_text())
+    kill_guardian(first)  # else it ends the task itself: what clean does is tested here
     first.send_signal(signal.SIGKILL)
     first.wait(HANG_GUARD)
     assert alive(pid)

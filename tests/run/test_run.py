@@ -20,6 +20,7 @@ from projects import (
     QUICK,
     alive,
     attempts,
+    kill_guardian,
     lines,
     make_project,
     progress,
@@ -133,6 +134,7 @@ def test_resume_after_kill_9_reaps_the_dead_run_and_skips_what_succeeded(
     wait_for(lambda: "succeeded 1 " in progress(root), "task 1 to succeed")
     wait_for(lambda: any(a.pgid for a in attempts(root) if a.task == "2"), "task 2 to spawn")
     wait_for(lambda: len(pids_in(pid_file)) == 2, "task 2 to record its pids")
+    kill_guardian(proc)  # else it ends the tasks itself: the journal is what is tested here
     proc.kill()
     proc.wait(HANG_GUARD)
     orphans = pids_in(pid_file)

@@ -61,7 +61,7 @@ def test_problems_name_the_key_path_under_the_prefix_and_good_values_still_count
         'tasks."7.2".env.N: must be a string or a number, got true',
         (
             'tasks."7.2"."x y": unknown key (allowed: command, cwd, env, estimate_seconds,'
-            " memory_limit, resources, result, retries, timeout_seconds)"
+            " keep_daemons, memory_limit, resources, result, retries, timeout_seconds)"
         ),
     ]
 

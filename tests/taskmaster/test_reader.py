@@ -463,8 +463,8 @@ def test_all_options_are_read(tmp_path: Path) -> None:
         (
             {"x": 1},
             (
-                ".x: unknown key (allowed: command, cwd, env,"
-                " estimate_seconds, memory_limit, resources, result, retries, timeout_seconds)"
+                ".x: unknown key (allowed: command, cwd, env, estimate_seconds, keep_daemons,"
+                " memory_limit, resources, result, retries, timeout_seconds)"
             ),
         ),
         ("make", ': must be a mapping, got "make"'),
