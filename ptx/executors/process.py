@@ -202,8 +202,9 @@ class Child:
             why = "interrupted" if interrupted else f"timed out after {spec.timeout:g} s"
             immediate = stop.immediate  # read once: the note must say what is really sent
             sent = "SIGKILL" if immediate else "SIGTERM"
-            log.note(f"{why}: {sent} to process group {leader.pgid}")
-            _end(leader, self._escapees(), spec.grace, stop, log, term=not immediate)
+            escapees = self._escapees()
+            log.note(f"{why}: {sent} to process group {leader.pgid}{_outside(escapees)}")
+            _end(leader, escapees, spec.grace, stop, log, term=not immediate)
         return self._outcome(timed_out=timed_out, interrupted=interrupted, over=over)
 
     def _escapees(self) -> tuple[psutil.Process, ...]:
@@ -332,11 +333,15 @@ def _sweep(leader: _Leader, marker: reaper.Marker, grace: float, stop: Stop, log
         immediate = stop.immediate
         sent = "SIGKILL" if immediate else "SIGTERM"
         processes = counted(len(left), "process", "processes")
-        outside = f" and the {len(escaped)} that left it" if escaped else ""
         log.note(
-            f"command ended, {processes} left: {sent} to process group {leader.pgid}{outside}"
+            f"command ended, {processes} left: {sent} to process group {leader.pgid}"
+            + _outside(escaped)
         )
         _end(leader, escaped, grace, stop, log, term=not immediate)
+
+
+def _outside(escapees: tuple[psutil.Process, ...]) -> str:
+    return f" and the {len(escapees)} that left it" if escapees else ""
 
 
 def _end(  # noqa: PLR0913 - the group, how to end it, and where to say so

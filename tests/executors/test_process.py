@@ -407,31 +407,9 @@ def test_kill_stale_group_finds_members_of_a_leaderless_group(tmp_path: Path) ->
         leader.stdout.close()
 
 
-# Ignores SIGTERM; on each one it writes how many of the group leaders in `pids` still run.
-_COUNTS_PEERS_ON_TERM = """
-import os, signal, sys, time
-pids, out = sys.argv[1], sys.argv[2]
-def running(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-def on_term(*_):
-    peers = [int(word) for word in open(pids).read().split()]
-    with open(out, "a") as file:
-        file.write(f"{sum(map(running, peers))}\\n")
-signal.signal(signal.SIGTERM, on_term)
-with open(pids, "a") as file:
-    file.write(f"{os.getpid()}\\n")
-while True:
-    time.sleep(1)
-"""
-
-
 def test_stale_groups_all_get_sigterm_before_any_gets_sigkill(tmp_path: Path) -> None:
     pids, out = tmp_path / "pids", tmp_path / "terms"
-    argv = [sys.executable, "-c", _COUNTS_PEERS_ON_TERM, str(pids), str(out)]
+    argv = [sys.executable, str(SCRIPTS / "counts_peers_on_term.py"), str(pids), str(out)]
     leaders = [subprocess.Popen(argv, start_new_session=True) for _ in range(5)]
     try:
         deadline = time.monotonic() + HANG_GUARD
