@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ptx.executors import fdbudget
+
 if TYPE_CHECKING:
     from ptx.taskmaster.config import Config
 
@@ -48,6 +50,16 @@ def effective_jobs(requested: int | None, config: Config, cores: int | None = No
     if requested:
         return Jobs(jobs=wanted, why=f"-j {wanted} runs as asked, though {allows}")
     return Jobs(jobs=cap, why=f"{shown} lowered to {cap}: {allows} (an explicit -j is not)")
+
+
+def within_descriptors(jobs: int) -> Jobs:
+    """`jobs`, lowered to what the file descriptors ptx may open can supervise (see
+    executors/fdbudget.py, which first raises the soft limit toward what `jobs` need)."""
+    fitting, limit = fdbudget.supervisable(jobs)
+    if fitting >= jobs:
+        return Jobs(jobs=jobs)
+    why = f"ptx may open {limit} files (ulimit -n), {fdbudget.PER_TASK} per running task"
+    return Jobs(jobs=fitting, why=f"-j {jobs} lowered to {fitting}: {why}")
 
 
 def _cores(cores: int | None) -> str:

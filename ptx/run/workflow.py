@@ -136,8 +136,12 @@ def prepare(  # noqa: PLR0913 - the machine's bound comes as local cores or remo
         decided = jobs_module.effective_jobs(request.jobs, config, cores)
     # Said only to someone who gave -j: the default is a ceiling, not a promise (plan says it).
     told = request.jobs is not None and decided.why is not None
-    notices = (decided.why,) if told and decided.why else ()
+    notices: tuple[str, ...] = (decided.why,) if told and decided.why else ()
     jobs = decided.jobs
+    if slots is None:  # always said: it points at a limit to raise
+        fitting = jobs_module.within_descriptors(jobs)
+        notices += (fitting.why,) if fitting.why else ()
+        jobs = fitting.jobs
     tag, tasks = project.tasks.tag, project.tasks.tasks
     history = estimates.from_journal(journal, tag, tasks, config) if journal else {}
     done = journal.succeeded_tasks(resumed.run_id) if journal and resumed else frozenset()
