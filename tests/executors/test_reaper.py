@@ -22,8 +22,11 @@ HANG_GUARD = 10.0  # generous upper bound that only catches hangs
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux prctl")
 
 
-@pytest.fixture
-def adopting() -> Iterator[None]:
+@pytest.fixture(params=["children file", "psutil"])
+def adopting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """ptx as subreaper, its children listed from /proc and again as without that file."""
+    if request.param == "psutil":
+        monkeypatch.setattr(reaper, "_open_listing", lambda: None)
     with reaper.adopting() as adopted:
         assert adopted
         yield
