@@ -210,7 +210,7 @@ class Child:
     def _escapees(self) -> tuple[psutil.Process, ...]:
         """What the attempt runs outside its group: descendants of the leader that left it, and
         orphans ptx adopted from it (snapshotted before anything is signalled)."""
-        return (*proctree.find_escapees(self.pgid), *reaper.escapees(self.marker))
+        return (*proctree.find_escapees(self.pgid), *_orphans(self.marker, self.pgid))
 
     def _outcome(self, *, timed_out: bool, interrupted: bool, over: int | None) -> ProcessOutcome:
         code = cast("int", self.leader.proc.returncode)  # asked only once the leader is reaped
@@ -327,7 +327,7 @@ def _await_leader(
 
 def _sweep(leader: _Leader, marker: reaper.Marker, grace: float, stop: Stop, log: LogFile) -> None:
     """The command ended on its own: end whatever it left running, in its group or outside."""
-    escaped = reaper.escapees(marker)
+    escaped = _orphans(marker, leader.pgid)
     left = [*proctree.live_members(leader.pgid, ()), *escaped]
     if left:
         immediate = stop.immediate
@@ -338,6 +338,15 @@ def _sweep(leader: _Leader, marker: reaper.Marker, grace: float, stop: Stop, log
             + _outside(escaped)
         )
         _end(leader, escaped, grace, stop, log, term=not immediate)
+
+
+def _orphans(marker: reaper.Marker, pgid: int) -> tuple[psutil.Process, ...]:
+    """The attempt's adopted orphans outside its group (killpg reaches those inside)."""
+    return tuple(
+        orphan
+        for orphan in reaper.escapees(marker)
+        if proctree.id_of(os.getpgid, orphan.pid) not in {pgid, None}
+    )
 
 
 def _outside(escapees: tuple[psutil.Process, ...]) -> str:

@@ -6,12 +6,12 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-import psutil
 import pytest
 from builders import SCRIPTS, pids_in
 from projects import (
     HANG_GUARD,
     alive,
+    kill_guardian,
     lines,
     make_project,
     progress,
@@ -23,7 +23,6 @@ from projects import (
     wait_for,
 )
 
-from ptx.executors.guardian import NAME as GUARDIAN
 from ptx.journal.store import Journal
 
 if TYPE_CHECKING:
@@ -215,12 +214,6 @@ def test_sigquit_kills_the_tasks_without_a_grace_period(
 # --- kill -9 of ptx
 
 
-def _guardian_of(proc: subprocess.Popen[bytes]) -> psutil.Process:
-    children = psutil.Process(proc.pid).children()
-    (guardian,) = [child for child in children if GUARDIAN in child.cmdline()]
-    return guardian
-
-
 def test_the_tasks_of_a_ptx_killed_with_sigkill_die_with_it(
     tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -244,9 +237,7 @@ def test_the_next_run_reaps_a_dead_runs_groups_all_at_once(
     root = make_project(tmp_path, tasks, kill_grace_seconds=1, **_ALL_AT_ONCE)
     background.append(proc := spawn(root, "run", "-j", "5"))
     wait_for(lambda: len(pids_in(pids)) == len(tasks), "every task to start")
-    guardian = _guardian_of(proc)
-    guardian.kill()  # so the journal is all the next run has to go by
-    wait_for(lambda: not alive(guardian.pid), "the guardian to die")
+    kill_guardian(proc)  # so the journal is all the next run has to go by
     proc.kill()
     proc.wait(HANG_GUARD)
     assert all(map(alive, pids_in(pids)))
