@@ -82,11 +82,14 @@ def test_adopting_makes_this_process_the_subreaper_for_the_block_only() -> None:
 def test_an_orphan_that_exits_on_its_own_is_reaped(
     tmp_path: Path, pid_file: Path, adopting: None
 ) -> None:
-    # The grandchild outlives its parent, so it becomes ours, then exits by itself.
-    command = f"( setsid sh -c 'echo $$ >> {pid_file}; sleep 0.2' & ); true"
+    # The grandchild outlives its parent, so it becomes ours, then exits by itself. The task
+    # waits for it to have left the group: what is still in it when the task ends is ended.
+    command = (
+        f"( setsid sh -c 'echo $$ >> {pid_file}; sleep 0.2' & ); "
+        f"while [ ! -s {pid_file} ]; do sleep 0.01; done"
+    )
     outcome = process.run_process(_spec(tmp_path, command), Stop())
     assert outcome.exit_code == 0
-    _wait(lambda: pids_in(pid_file), "the orphan to start")
     (orphan,) = pids_in(pid_file)
     _wait(lambda: _state(orphan) == "Z", "the orphan to exit")
     assert orphan in _children()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from projects import HANG_GUARD, clean_environment, make_project, statuses, task
+from projects import HANG_GUARD, clean_environment, make_project, ptx, statuses, task
 
 from ptx.executors import process
 
@@ -44,15 +44,7 @@ def test_timeouts_and_grace_periods_beyond_a_32_bit_millisecond_wait_are_accepte
 ) -> None:
     tasks = [task(1, "sleep 0.3"), task(2, "sleep 0.3 & true", ptx_timeout_seconds=3_000_000)]
     root = make_project(tmp_path, tasks, kill_grace_seconds=3_000_000)
-    result = subprocess.run(
-        [sys.executable, "-m", "ptx", "run", "--timeout", "3000000"],
-        cwd=root,
-        env=clean_environment(),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        check=False,
-    )
+    result = ptx(root, "run", "--timeout", "3000000")
     assert result.returncode == 0, result.stderr
     assert statuses(root) == {"1": "succeeded", "2": "succeeded"}
 
