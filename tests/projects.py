@@ -100,6 +100,12 @@ def ptx(
     )
 
 
+def idle_run(jobs: int) -> list[str]:
+    """argv of a `ptx run -j jobs` driven from code whose machine reads idle, so tasks that
+    must run at once do, however busy the machine running the tests is."""
+    return [sys.executable, str(SCRIPTS / "probed_run.py"), str(jobs), "64", "0", str(2**62), "0"]
+
+
 def python(root: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
     """tests/scripts/`script` run in the project with the test environment: ptx driven from
     code."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from typing import TYPE_CHECKING
 
-from projects import HANG_GUARD, clean_environment, make_project, ptx, statuses, task
+from projects import HANG_GUARD, clean_environment, idle_run, make_project, ptx, statuses, task
 
 from ptx.executors import process
 
@@ -23,7 +22,7 @@ def test_with_ulimit_n_64_and_j_40_no_task_fails_for_want_of_descriptors(tmp_pat
     tasks = [task(n, "sleep 0.2") for n in range(1, 41)]
     root = make_project(tmp_path, tasks, **_ALL_AT_ONCE)
     result = subprocess.run(
-        ["/bin/sh", "-c", 'ulimit -n 64 && exec "$0" -m ptx run -j 40', sys.executable],
+        ["/bin/sh", "-c", 'ulimit -n 64 && exec "$@"', "sh", *idle_run(40)],
         cwd=root,
         env=clean_environment(),
         capture_output=True,

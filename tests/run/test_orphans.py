@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,8 @@ from builders import SCRIPTS, pids_in
 from projects import (
     HANG_GUARD,
     alive,
+    clean_environment,
+    idle_run,
     kill_guardian,
     lines,
     make_project,
@@ -26,7 +29,6 @@ from projects import (
 from ptx.journal.store import Journal
 
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
 
@@ -139,12 +141,6 @@ def test_keep_daemons_must_be_a_boolean(tmp_path: Path) -> None:
 
 # --- signals sent to ptx itself
 
-# Every task starts at once, however busy the machine the tests run on is.
-_ALL_AT_ONCE = {
-    "resource_limits": {"cpu_per_task": "0.01"},
-    "safety_thresholds": {"max_resource_utilization": 1},
-}
-
 
 def _long_task(pid_file: Path) -> str:
     return f"echo $$ >> {q(pid_file)}; sleep 60 & echo $! >> {q(pid_file)}; wait"
@@ -168,14 +164,13 @@ _INTERRUPTS = [
 def test_a_terminating_signal_stops_the_tasks_and_ends_the_run_in_the_journal(
     name: str, tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
-    tasks = [task(1, _long_task(pid_file)), task(2, _long_task(pid_file))]
-    root = make_project(tmp_path, tasks, **_ALL_AT_ONCE)
-    background.append(proc := spawn(root, "run", "-j", "2"))
-    wait_for(lambda: len(pids_in(pid_file)) == 4, "both tasks to start")
+    root = make_project(tmp_path, [task(1, _long_task(pid_file)), task(2, "true", 1)])
+    background.append(proc := spawn(root, "run"))
+    wait_for(lambda: len(pids_in(pid_file)) == 2, "the task to start")
     proc.send_signal(getattr(signal, name))
     assert proc.wait(HANG_GUARD) == 130, progress(root)
     assert [pid for pid in pids_in(pid_file) if alive(pid)] == []
-    assert statuses(root) == {"1": "interrupted", "2": "interrupted"}
+    assert statuses(root) == {"1": "interrupted"}
     with Journal.open(root / ".ptx") as journal:
         last = journal.last_run()
     assert last is not None
@@ -213,15 +208,30 @@ def test_sigquit_kills_the_tasks_without_a_grace_period(
 
 # --- kill -9 of ptx
 
+# With `_spawn_on_an_idle_machine`, every task starts at once however busy the machine is.
+_ALL_AT_ONCE = {"resource_limits": {"cpu_per_task": "0.01"}}
+
+
+def _spawn_on_an_idle_machine(root: Path, *, jobs: int) -> subprocess.Popen[bytes]:
+    """A ptx run in the background whose guards see an idle machine."""
+    with (root / "ptx.err").open("wb") as err:
+        return subprocess.Popen(
+            idle_run(jobs),
+            cwd=root,
+            env=clean_environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
 
 def test_the_tasks_of_a_ptx_killed_with_sigkill_die_with_it(
     tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
     escapee = f"setsid -f sh -c {q(f'echo $$ >> {q(pid_file)}; exec sleep 60')}"
-    tasks = [task(1, _long_task(pid_file)), task(2, f"{escapee}; {_long_task(pid_file)}")]
-    root = make_project(tmp_path, tasks, **_ALL_AT_ONCE)
-    background.append(proc := spawn(root, "run", "-j", "2"))
-    wait_for(lambda: len(pids_in(pid_file)) == 5, "both tasks and the escapee to start")
+    root = make_project(tmp_path, [task(1, f"{escapee}; {_long_task(pid_file)}")])
+    background.append(proc := spawn(root, "run"))
+    wait_for(lambda: len(pids_in(pid_file)) == 3, "the task and its escapee to start")
     proc.kill()
     proc.wait(HANG_GUARD)
     wait_for(lambda: not any(map(alive, pids_in(pid_file))), "the tasks to die with ptx")
@@ -235,7 +245,7 @@ def test_the_next_run_reaps_a_dead_runs_groups_all_at_once(
     script = f"{q(sys.executable)} {q(counter)} {q(pids)} {q(terms)}"
     tasks = [task(n, f"[ -e {q(rerun)} ] && exit 0; exec {script}") for n in range(1, 6)]
     root = make_project(tmp_path, tasks, kill_grace_seconds=1, **_ALL_AT_ONCE)
-    background.append(proc := spawn(root, "run", "-j", "5"))
+    background.append(proc := _spawn_on_an_idle_machine(root, jobs=len(tasks)))
     wait_for(lambda: len(pids_in(pids)) == len(tasks), "every task to start")
     kill_guardian(proc)  # so the journal is all the next run has to go by
     proc.kill()
