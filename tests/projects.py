@@ -103,7 +103,8 @@ def ptx(
 def idle_run(jobs: int) -> list[str]:
     """argv of a `ptx run -j jobs` driven from code whose machine reads idle, so tasks that
     must run at once do, however busy the machine running the tests is."""
-    return [sys.executable, str(SCRIPTS / "probed_run.py"), str(jobs), "64", "0", str(2**62), "0"]
+    idle = [str(jobs), "64", "0", str(2**62), "0", "-"]  # no memory used, no load limit
+    return [sys.executable, str(SCRIPTS / "probed_run.py"), *idle]
 
 
 def python(root: Path, script: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -120,11 +121,12 @@ def python(root: Path, script: str, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
-def spawn(root: Path, *args: str) -> subprocess.Popen[bytes]:
-    """A ptx in the background; its stderr (the plain progress lines) goes to root/ptx.err."""
+def spawn(root: Path, *args: str, argv: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """A ptx in the background (`argv` instead of `ptx ARGS`, e.g. an `idle_run`); its stderr
+    (the plain progress lines) goes to root/ptx.err."""
     with (root / "ptx.err").open("wb") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "ptx", *args],
+            list(argv) or [sys.executable, "-m", "ptx", *args],
             cwd=root,
             env=clean_environment(),
             stdin=subprocess.DEVNULL,

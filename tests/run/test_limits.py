@@ -12,15 +12,12 @@ from ptx.executors import process
 if TYPE_CHECKING:
     from pathlib import Path
 
-_ALL_AT_ONCE = {
-    "resource_limits": {"cpu_per_task": "0.01", "max_concurrent_tasks": 40},
-    "safety_thresholds": {"max_resource_utilization": 1},
-}
+_FORTY_AT_ONCE = {"resource_limits": {"max_concurrent_tasks": 40}}
 
 
 def test_with_ulimit_n_64_and_j_40_no_task_fails_for_want_of_descriptors(tmp_path: Path) -> None:
     tasks = [task(n, "sleep 0.2") for n in range(1, 41)]
-    root = make_project(tmp_path, tasks, **_ALL_AT_ONCE)
+    root = make_project(tmp_path, tasks, **_FORTY_AT_ONCE)
     result = subprocess.run(
         ["/bin/sh", "-c", 'ulimit -n 64 && exec "$@"', "sh", *idle_run(40)],
         cwd=root,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,6 @@ from builders import SCRIPTS, pids_in
 from projects import (
     HANG_GUARD,
     alive,
-    clean_environment,
     idle_run,
     kill_guardian,
     lines,
@@ -29,6 +27,7 @@ from projects import (
 from ptx.journal.store import Journal
 
 if TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
 
@@ -208,22 +207,6 @@ def test_sigquit_kills_the_tasks_without_a_grace_period(
 
 # --- kill -9 of ptx
 
-# With `_spawn_on_an_idle_machine`, every task starts at once however busy the machine is.
-_ALL_AT_ONCE = {"resource_limits": {"cpu_per_task": "0.01"}}
-
-
-def _spawn_on_an_idle_machine(root: Path, *, jobs: int) -> subprocess.Popen[bytes]:
-    """A ptx run in the background whose guards see an idle machine."""
-    with (root / "ptx.err").open("wb") as err:
-        return subprocess.Popen(
-            idle_run(jobs),
-            cwd=root,
-            env=clean_environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-
 
 def test_the_tasks_of_a_ptx_killed_with_sigkill_die_with_it(
     tmp_path: Path, pid_file: Path, background: list[subprocess.Popen[bytes]]
@@ -244,8 +227,8 @@ def test_the_next_run_reaps_a_dead_runs_groups_all_at_once(
     counter = SCRIPTS / "counts_peers_on_term.py"
     script = f"{q(sys.executable)} {q(counter)} {q(pids)} {q(terms)}"
     tasks = [task(n, f"[ -e {q(rerun)} ] && exit 0; exec {script}") for n in range(1, 6)]
-    root = make_project(tmp_path, tasks, kill_grace_seconds=1, **_ALL_AT_ONCE)
-    background.append(proc := _spawn_on_an_idle_machine(root, jobs=len(tasks)))
+    root = make_project(tmp_path, tasks, kill_grace_seconds=1)
+    background.append(proc := spawn(root, argv=idle_run(len(tasks))))
     wait_for(lambda: len(pids_in(pids)) == len(tasks), "every task to start")
     kill_guardian(proc)  # so the journal is all the next run has to go by
     proc.kill()
