@@ -137,8 +137,10 @@ class DaskExecutor:
         try:
             return self._await(future, token, stop, spec.grace)
         finally:
-            # A held result is recomputed if its worker dies, so let go of it at once.
-            future.release()
+            # A held result is recomputed if its worker dies, so let go of it at once. A client
+            # closed meanwhile has let go of everything, and its loop may be gone.
+            with contextlib.suppress(Exception):
+                future.release()
             with self._lock:
                 self._executions.pop(token, None)
                 self._keys.pop(token, None)
@@ -172,6 +174,8 @@ class DaskExecutor:
         # Ended by the scheduler's loss (Dask cancels every future then) rather than on a
         # worker: asking a client that lost its scheduler for a result waits for good.
         self._check_reruns([token])  # a short re-run may end before the watcher looks
+        if future.cancelled():  # ptx cancels only on its way out above: Dask did, on closing
+            self._lose(f"lost the Dask scheduler at {self.address}")
         return self._trouble(token, stop) or _collect(future)
 
     def _trouble(self, token: str, stop: process.Stop) -> process.ProcessOutcome | None:
