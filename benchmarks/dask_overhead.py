@@ -15,9 +15,13 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ptx.executors import process
-from ptx.executors.base import Executor, LocalExecutor
+from ptx.executors.local import LocalExecutor
+
+if TYPE_CHECKING:
+    from ptx.executors.base import Executor
 
 TASKS = 200
 REPEAT = 3

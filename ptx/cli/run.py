@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from ptx.cli.common import (
@@ -22,16 +22,12 @@ from ptx.cli.common import (
 )
 from ptx.core.errors import ExitCode, UsageError
 from ptx.core.model import counted
+from ptx.executors.base import EXECUTORS
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 
 if TYPE_CHECKING:
     from ptx.core.model import TaskId
     from ptx.run.workflow import Prepared
-
-
-class Executor(str, enum.Enum):
-    local = "local"
-    dask = "dask"
 
 
 def run(
@@ -114,8 +110,13 @@ def run(
         ),
     ] = None,
     executor: Annotated[
-        Executor, typer.Option("--executor", help="Where tasks run: this machine or Dask.")
-    ] = Executor.local,
+        str,
+        typer.Option(
+            "--executor",
+            click_type=click.Choice(list(EXECUTORS)),
+            help="Where tasks run: this machine or Dask.",
+        ),
+    ] = "local",
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -165,7 +166,7 @@ def run(
             load_average=load_average,
             max_cost=max_cost,
             argv=tuple(sys.argv),
-            executor=executor.value,
+            executor=executor,
             scheduler=scheduler,
             isolate=isolate or None,  # not given: a --resume keeps the resumed run's
             base=base,

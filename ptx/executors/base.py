@@ -1,21 +1,23 @@
-"""Where an attempt's process runs: this machine, or a Dask cluster (the optional extra)."""
+"""Where an attempt's process runs: the protocol every executor follows, and the registry
+that maps each `--executor` name to the module that provides it."""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ptx.core.errors import PtxError, UsageError
-from ptx.executors import process
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-KINDS = ("local", "dask")
-MISSING_DASK = "the dask executor needs ptx[dask]: pip install 'ptx[dask]'"
+    from ptx.executors import process
 
 
 class Executor(Protocol):
-    """Runs one attempt to its end from a driver pool thread; safe to call from many threads."""
+    """Runs one attempt to its end from a pool thread of the run; safe to call from many
+    threads at once. Every attempt of every executor goes through `run`."""
 
     slots: int | None  # attempts it can run at once (the default -j); None: ptx's own default
     lost: str | None  # why it can start nothing more (a cluster went away); None while it can
@@ -24,54 +26,63 @@ class Executor(Protocol):
         self,
         spec: process.ProcessSpec,
         stop: process.Stop,
-        on_start: Callable[[int, float], None] | None = None,
-    ) -> process.ProcessOutcome: ...
-
-    def close(self) -> None: ...
-
-
-class LocalExecutor:
-    """This machine: process.run_process in the calling thread."""
-
-    slots: int | None = None
-    lost: str | None = None
-
-    def run(
-        self,
-        spec: process.ProcessSpec,
-        stop: process.Stop,
-        on_start: Callable[[int, float], None] | None = None,
+        on_start: Callable[[int | None, float | None], None] | None = None,
     ) -> process.ProcessOutcome:
-        return process.run_process(spec, stop, on_start)
+        """Run the attempt until it ended, and end it early on `stop` or `spec.timeout`; its
+        output goes to `spec.log_path`. Call `on_start` once the process runs, before it is
+        waited for: with its process group and the leader's start time (psutil's) when it
+        runs on this machine, so a ptx killed meanwhile leaves a group the next run can end;
+        with (None, None) elsewhere. Never raise for a command that cannot start: that is an
+        outcome with `error` set, and then `on_start` need not be called."""
+        ...
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Release what the executor holds (a cluster it started); called once, after the run."""
+        ...
 
 
-def open_executor(
-    kind: str,
-    *,
-    scheduler: str | None = None,
-    environ: Mapping[str, str],
-    worker_wait: float = 30.0,
-    notify: Callable[[str, bool], None] | None = None,
-) -> Executor:
-    """`kind` "local" or "dask". For Dask the address is `scheduler`, else
-    DASK_SCHEDULER_ADDRESS, else a loopback cluster started now and stopped by close();
-    `worker_wait`: seconds a cluster may have no worker; `notify(message, warning)` tells
-    what the cluster does meanwhile."""
-    if kind == "local":
-        return LocalExecutor()
-    if kind != "dask":
-        raise UsageError(f"unknown executor {kind!r}: use {' or '.join(KINDS)}")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """What `ptx run` tells the executor it opens; each executor reads what concerns it."""
+
+    address: str | None = None  # --scheduler: where a cluster is; None: its own default
+    environ: Mapping[str, str] = field(default_factory=dict)
+    worker_wait: float = 30.0  # seconds a cluster may have no worker
+    notify: Callable[[str, bool], None] | None = None  # (message, warning): what it does meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """An executor: the module whose `open_executor(settings) -> Executor` makes it, imported
+    only when the run asks for it (a cluster library is slow to import), and the pip extra
+    that brings the libraries it needs, if any."""
+
+    module: str
+    extra: str | None = None
+
+
+# `--executor NAME`: adding an executor is its module and one line here.
+EXECUTORS: dict[str, Registration] = {
+    "local": Registration("ptx.executors.local"),
+    "dask": Registration("ptx.executors.dask", extra="dask"),
+}
+
+
+def missing_extra(name: str, extra: str) -> str:
+    return f"the {name} executor needs ptx[{extra}]: pip install 'ptx[{extra}]'"
+
+
+def open_executor(name: str, settings: Settings) -> Executor:
+    """The executor registered as `name`, opened with `settings`."""
+    registration = EXECUTORS.get(name)
+    if registration is None:
+        raise UsageError(f"unknown executor {name!r}: use {' or '.join(EXECUTORS)}")
     try:
-        # distributed is slow to import, so only a Dask run pays for it.
-        from ptx.executors import dask as dask_executor  # noqa: PLC0415
+        module = importlib.import_module(registration.module)
     except ModuleNotFoundError as exc:
-        if exc.name is None or exc.name.split(".")[0] not in {"distributed", "dask"}:
+        missing = (exc.name or "").split(".")[0]
+        if registration.extra is None or missing in {"", "ptx"}:
             raise
-        raise PtxError(MISSING_DASK) from exc
-    address = scheduler or environ.get("DASK_SCHEDULER_ADDRESS") or None
-    if notify is None:
-        return dask_executor.connect(address, worker_wait=worker_wait)
-    return dask_executor.connect(address, worker_wait=worker_wait, notify=notify)
+        raise PtxError(missing_extra(name, registration.extra)) from exc
+    opened: Executor = module.open_executor(settings)
+    return opened

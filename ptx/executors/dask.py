@@ -39,6 +39,8 @@ from ptx.run import jobs  # noqa: E402
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ptx.executors.base import Settings
+
     Notify = Callable[[str, bool], None]  # a message for the views; True: a warning
 
 for _name in _QUIET:  # in case distributed was imported, and its logging set up, before ptx
@@ -97,14 +99,14 @@ class DaskExecutor:
         self,
         spec: process.ProcessSpec,
         stop: process.Stop,
-        on_start: Callable[[int, float], None] | None = None,
+        on_start: Callable[[int | None, float | None], None] | None = None,
     ) -> process.ProcessOutcome:
         """Run one attempt on some worker and block until it ended; its log lands in
-        `spec.log_path`. `on_start` is not called: a remote process group means nothing to
-        local reaping, so the log's first line names the worker, host and group instead. The
+        `spec.log_path`. `on_start` gets no group as the attempt is submitted: a remote process
+        group means nothing to local reaping, so the log's first line names the worker, host
+        and group instead. The
         outcome's times are the driver's, from this call to its end, queueing in Dask included:
         the one duration of an attempt everywhere ptx shows one."""
-        del on_start
         began = time.time()
         result: RemoteResult | process.ProcessOutcome
         if stop.requested:
@@ -112,6 +114,8 @@ class DaskExecutor:
         elif self.lost is not None:
             result = self._failed(self.lost)
         else:
+            if on_start is not None:
+                on_start(None, None)
             result = self._submit(spec, stop)
         if isinstance(result, RemoteResult):
             _deliver(spec.log_path, result)
@@ -326,6 +330,14 @@ def _note(log_path: str, lines: list[str], body: bytes = b"") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as log:
         log.write("".join(f"{line}\n" for line in lines).encode() + body)
+
+
+def open_executor(settings: Settings) -> DaskExecutor:
+    """The registered opener (executors/base.py): the scheduler at `--scheduler`, else
+    DASK_SCHEDULER_ADDRESS, else a loopback cluster started now and stopped by close()."""
+    address = settings.address or settings.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    notify = settings.notify or _no_notice
+    return connect(address, worker_wait=settings.worker_wait, notify=notify)
 
 
 def connect(

@@ -4,7 +4,7 @@ reader of a log's end.
 Creating a named file costs a directory update, which on a busy or discard-mounted disk can
 cost more than the whole of a no-op task (BENCHMARKS.md). So the log is
 opened with O_TMPFILE in its directory (an inode, no name) and linked to its path once
-the command has printed something or is handed to a supervising thread (it runs long enough
+the command has printed something or has run `process.NAME_AFTER` seconds (long enough
 that someone may want to `tail -f` it); a command that ended quickly without a byte of
 output leaves no file. Without O_TMPFILE (another OS, an old kernel, some filesystems) the
 file is created with its name at once.

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import psutil
 
 __all__ = [  # the spec, outcome, stop and the leftovers' functions are part of this interface
+    "NAME_AFTER",
     "SWEEP_GRACE_CAP",
     "Child",
     "ProcessOutcome",
@@ -51,6 +52,10 @@ __all__ = [  # the spec, outcome, stop and the leftovers' functions are part of 
 
 SWEEP_GRACE_CAP = 1.0
 """After a command ends on its own, processes it left behind get at most this long after SIGTERM."""
+
+NAME_AFTER = 0.05
+"""A command still running this long has its log named (see logfile.py); a quicker one has it
+named only if it printed something."""
 
 _POLL_SLICE = 0.05  # without pidfd: stop and deadline are still noticed within this
 _MEMORY_SAMPLE = 0.5  # how often a task with a memory limit has its tree's RSS summed
@@ -108,11 +113,7 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
 
 
 class Child:
-    """A started attempt until `poll` or `supervise` ends it: its session leader and its log.
-
-    `poll` never blocks, so one thread can watch many short commands end; `supervise` blocks
-    until the group is gone, enforcing the timeout and memory limit, a stop, and sweeping
-    what the command left running."""
+    """A started attempt until `supervise` ends it: its session leader and its log."""
 
     __slots__ = ("_forked", "deadline", "leader", "log", "spec", "started_at")
 
@@ -145,32 +146,14 @@ class Child:
         told from others'."""
         return reaper.marker_of(self.spec.env)
 
-    @property
-    def pidfd(self) -> int | None:
-        """Readable once the leader exits; None where the kernel has no pidfd."""
-        return self.leader.pidfd
-
-    @property
-    def exited(self) -> bool:
-        return self.leader.proc.returncode is not None
-
-    def poll(self) -> ProcessOutcome | None:
-        """The outcome if the leader has exited and left nothing of its group running. None
-        otherwise; then, once `exited`, `supervise` must end what the command left behind."""
-        if self.leader.proc.poll() is None:
-            return None
-        if not self.spec.keep_daemons and (
-            proctree.live_members(self.pgid, ()) or reaper.escapees(self.marker)
-        ):
-            return None
-        self.close()
-        return self._outcome(timed_out=False, interrupted=False, over=None)
-
     def supervise(self, stop: Stop) -> ProcessOutcome:
-        """Block until no process of the group is left, ending it on deadline, limit or stop.
-        The log gets its name now: a command that runs this long may be watched with tail -f."""
+        """Block until no process of the group is left, ending it on deadline, limit or stop,
+        and sweeping what the command left running. The log gets its name once the command
+        has run `NAME_AFTER` seconds: it may then be watched with tail -f."""
         try:
-            self.log.publish()
+            named = time.monotonic() + NAME_AFTER
+            if not self.leader.wait(_sooner(named, self.deadline), stop.stop_fd):
+                self.log.publish()
             return self._supervise(stop)
         finally:
             self.close()
@@ -287,6 +270,10 @@ def _pidfd_open(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):
         return None
+
+
+def _sooner(deadline: float, other: float | None) -> float:
+    return deadline if other is None else min(deadline, other)
 
 
 def _poll_ms(deadline: float | None) -> int | None:

@@ -96,7 +96,10 @@ class Journal(IntegrationRecords, RunQueries):
 
     def flush(self) -> None:
         """Commit the ends recorded `later`; call before waiting for anything."""
-        if not self._open:  # read unlocked: only the thread that records `later` sets it
+        # Read unlocked: an end recorded `later` after this read is handed to the scheduler
+        # thread after it too, so the wait that follows returns at once and the next flush
+        # commits it.
+        if not self._open:
             return
         with self._guarded():
             pass

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import queue
-import select
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ptx.core.events import Status, TaskSpawned, TaskStarted
 from ptx.executors import process
-from ptx.executors.base import LocalExecutor
 from ptx.run import commands, reported
 from ptx.run.isolation import IsolatedAttempt
 from ptx.run.reported import NOTHING
@@ -30,11 +26,6 @@ if TYPE_CHECKING:
     from ptx.journal.store import Journal
     from ptx.run.isolation import Worktrees
     from ptx.taskmaster.config import Config
-
-# How long the scheduler thread watches a command it started before a pool thread takes over.
-# Most of a short command's cost is handing it between threads, so one that ends this soon
-# is finished where it started; a longer one is supervised by a pool thread from then on.
-WATCH_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,24 +53,13 @@ class Finished:
     reported: Reported = NOTHING  # what the attempt reported back (PTX_RESULT, claude-json)
 
 
-@dataclass(frozen=True, slots=True)
-class _Watched:
-    """A local command the scheduler thread started and watches until `until`."""
-
-    job: Job
-    child: process.Child
-    command: str
-    until: float  # time.monotonic()
-    pidfd: int | None  # kept: the child forgets it once it has ended
-
-
 class Attempts:
     """Starts and ends the attempts of one run.
 
-    `begin` and `wait` belong to the scheduler thread. A local command is started there and
-    watched there while it is young; one that lives longer, has a memory limit, must be
-    stopped or left processes behind, and every attempt of a remote executor, goes to a pool
-    thread, which runs it to its end and hands the result back through `wait`."""
+    `begin` and `wait` belong to the scheduler thread. Every attempt, whatever the executor,
+    runs in a pool thread: its command is built, its start recorded, its process run by
+    `executor.run` (`executors/base.py`) and its end recorded there, and the result comes
+    back to the scheduler thread through `wait`."""
 
     def __init__(  # noqa: PLR0913 - what every attempt of the run shares
         self,
@@ -98,15 +78,7 @@ class Attempts:
         self.scratch, self.stop, self.emit, self.submit = str(scratch), stop, emit, submit
         self.executor, self.worktrees = executor, worktrees
         self.prepared: frozenset[TaskId] = frozenset()  # PTX_TASK_JSON written before the loop
-        self.watched: dict[int, _Watched] = {}  # by the leader's pidfd
-        self.ended: list[Finished] = []  # ended in this thread, not yet returned by wait()
         self.inbox: queue.SimpleQueue[Finished] = queue.SimpleQueue()
-        self.poller = select.poll()
-        self.wake_read, self.wake_write = os.pipe()  # a pool thread's result interrupts the poll
-        os.set_blocking(self.wake_read, False)
-        self.poller.register(self.wake_read, select.POLLIN)
-        for fd in (self.wake_read, self.wake_write):  # closed once no pool thread holds self
-            weakref.finalize(self, os.close, fd)
 
     def prepare(self, tasks: Iterable[Task], stopped: Callable[[], bool]) -> None:
         """Write the PTX_TASK_JSON file of each task the run may start, before the first one
@@ -126,162 +98,71 @@ class Attempts:
         self.prepared = frozenset(written)
 
     def begin(self, job: Job) -> None:
-        """Start the attempt; its result comes out of `wait`."""
-        if self.worktrees is not None or not isinstance(self.executor, LocalExecutor):
-            self.submit(lambda: self._run_remote(job))
-            return
-        started = self._launch(job)
-        if isinstance(started, Finished):
-            self.ended.append(started)
-        elif started.pidfd is None or job.options.memory_limit is not None:
-            self._hand_over(started)  # only a pool thread can wait without a pidfd, or sample
-        else:
-            self.watched[started.pidfd] = started
-            self.poller.register(started.pidfd, select.POLLIN)
+        """Start the attempt in a pool thread; its result comes out of `wait`."""
+        self.submit(lambda: self._attempt(job))
 
     def wait(self, timeout: float) -> list[Finished]:
         """Attempts that ended, waiting up to `timeout` seconds for the first of them."""
-        if self.stop.requested:
-            self.hand_over_all()
-        if self.ended:
-            timeout = 0.0
-        elif self.watched:
-            soonest = min(watched.until for watched in self.watched.values())
-            timeout = min(timeout, max(0.0, soonest - time.monotonic()))
-        if timeout > 0:
+        try:
+            ended = [self.inbox.get_nowait()]
+        except queue.Empty:
+            if timeout <= 0:
+                return []
             self.journal.flush()  # nothing recorded waits in memory while this thread waits
-        if self._poll(timeout):  # a pool thread puts its result in the inbox, then wakes us
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self.ended.append(self.inbox.get_nowait())
-        if self.watched:
-            self._hand_over_due()
-        ended, self.ended = self.ended, []
+            try:
+                ended = [self.inbox.get(timeout=timeout)]
+            except queue.Empty:
+                return []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                ended.append(self.inbox.get_nowait())
         return ended
-
-    def _poll(self, timeout: float) -> bool:
-        """Reap the watched commands that ended; True if a pool thread delivered a result."""
-        delivered = False
-        for fd, _ in self.poller.poll(math.ceil(timeout * 1000)):
-            if fd == self.wake_read:
-                delivered = True
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self.wake_read, 4096)
-            elif fd in self.watched:
-                self._reap(self.watched[fd])
-        return delivered
-
-    def hand_over_all(self) -> None:
-        """Give every watched command to a pool thread (a stop is ended there, with its grace)."""
-        for watched in list(self.watched.values()):
-            self._hand_over(watched)
-
-    def _launch(self, job: Job) -> Finished | _Watched:
-        """Build the command, start it and record the attempt; a failure is its end."""
-        command, started_at = "", time.time()
-        try:
-            call = self._invocation(job)
-            command = commands.display(call.argv)
-            self._emit_started(job, command)
-            child = process.spawn(self._spec(job, call))
-            if isinstance(child, process.ProcessOutcome):
-                self._record_start(job, call, started_at)
-                return self._record_end(job, child, command)
-            try:
-                # Committed once its process group is known: the pgid and start time are
-                # what lets the next run end this group should ptx be killed.
-                self._record_start(job, call, started_at, (child.pgid, child.create_time))
-            except BaseException:
-                child.close()
-                raise
-            self.emit(TaskSpawned(id=job.task.id, attempt=job.attempt, pid=child.pgid))
-        except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
-            failed = process.ProcessOutcome.never_ran(
-                f"ptx could not run the task: {error}", infrastructure=True
-            )
-            return _finished(job, failed, command)
-        until = time.monotonic() + WATCH_SECONDS
-        return _Watched(job, child, command, min(until, child.deadline or until), child.pidfd)
-
-    def _reap(self, watched: _Watched) -> None:
-        outcome = watched.child.poll()
-        if outcome is not None:
-            self._unwatch(watched)  # its pidfd is closed now: the number may come back at once
-            self.ended.append(self._record_end(watched.job, outcome, watched.command, later=True))
-        elif watched.child.exited:  # processes of its group live on: the pool sweeps them
-            self._hand_over(watched)
-
-    def _hand_over_due(self) -> None:
-        now = time.monotonic()
-        for watched in [w for w in self.watched.values() if w.until <= now]:
-            self._hand_over(watched)
-
-    def _hand_over(self, watched: _Watched) -> None:
-        self._unwatch(watched)
-        self.submit(lambda: self._supervise(watched))
-
-    def _unwatch(self, watched: _Watched) -> None:
-        if watched.pidfd is not None and self.watched.pop(watched.pidfd, None) is not None:
-            self.poller.unregister(watched.pidfd)
-
-    def _supervise(self, watched: _Watched) -> None:
-        """In a pool thread: the rest of a local attempt's life."""
-        self._deliver(
-            watched.job, lambda: watched.child.supervise(self.stop), lambda: watched.command
-        )
-
-    def _run_remote(self, job: Job) -> None:
-        """In a pool thread: a whole attempt on a remote executor, or in its own worktree."""
-        command = ""
-        worktrees, isolated = self.worktrees, None
-        if worktrees is not None:
-            isolated = IsolatedAttempt(worktrees, task=job.task, attempt=job.attempt, log=job.log)
-
-        def outcome() -> process.ProcessOutcome:
-            nonlocal command
-            call = self._invocation(job)
-            command = commands.display(call.argv)
-            self._record_start(job, call, time.time())  # before the remote process exists
-            self._emit_started(job, command)
-            spawned = functools.partial(self._spawned, job)
-
-            def execute(call: commands.Invocation) -> process.ProcessOutcome:
-                return self.executor.run(self._spec(job, call), self.stop, on_start=spawned)
-
-            return execute(call) if isolated is None else isolated.run(call, execute)
-
-        self._deliver(job, outcome, lambda: command, isolated)
-
-    def _deliver(
-        self,
-        job: Job,
-        outcome_of: Callable[[], process.ProcessOutcome],
-        command_of: Callable[[], str],
-        isolated: IsolatedAttempt | None = None,
-    ) -> None:
-        """Run `outcome_of` and hand the attempt's end to the scheduler thread, whatever happens:
-        the loop must hear of every attempt it began."""
-        finished = None
-        try:
-            try:
-                outcome = outcome_of()
-            except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
-                failed = process.ProcessOutcome.never_ran(
-                    f"ptx could not run the task: {error}", infrastructure=True
-                )
-                finished = _finished(job, failed, command_of())
-            else:
-                finished = self._record_end(job, outcome, command_of(), isolated=isolated)
-        finally:
-            if finished is None:
-                stopped = process.ProcessOutcome.never_ran("ptx stopped before the task could run")
-                finished = _finished(job, stopped, command_of())
-            self.post(finished)
 
     def post(self, finished: Finished) -> None:
         """From any thread: hand `finished` to the scheduler thread's next `wait`."""
         self.inbox.put(finished)
-        os.write(self.wake_write, b"\0")
+
+    def _attempt(self, job: Job) -> None:
+        """In a pool thread: the whole attempt, in its own worktree in an isolated run. Its end
+        reaches the scheduler thread whatever happens: the loop must hear of every attempt it
+        began."""
+        worktrees, isolated = self.worktrees, None
+        if worktrees is not None:
+            isolated = IsolatedAttempt(worktrees, task=job.task, attempt=job.attempt, log=job.log)
+        started = _Started(job, time.time())
+        finished = None
+        try:
+            try:
+                outcome = self._outcome(started, isolated)
+            except Exception as error:  # noqa: BLE001 - reported as the attempt's failure
+                failed = process.ProcessOutcome.never_ran(
+                    f"ptx could not run the task: {error}", infrastructure=True
+                )
+                finished = _finished(job, failed, started.command)
+            else:
+                finished = self._record_end(started, outcome, isolated)
+        finally:
+            if finished is None:
+                stopped = process.ProcessOutcome.never_ran("ptx stopped before the task could run")
+                finished = _finished(job, stopped, started.command)
+            self.post(finished)
+
+    def _outcome(
+        self, started: _Started, isolated: IsolatedAttempt | None
+    ) -> process.ProcessOutcome:
+        job = started.job
+        call = started.call = self._invocation(job)
+        started.command = commands.display(call.argv)
+        self._emit_started(job, started.command)
+        on_start = functools.partial(self._record_start, started)
+
+        def execute(call: commands.Invocation) -> process.ProcessOutcome:
+            return self.executor.run(self._spec(job, call), self.stop, on_start)
+
+        if isolated is None:
+            return execute(call)
+        self._record_start(started)  # the attempt is on record while its worktree is made
+        return isolated.run(call, execute)
 
     def _invocation(self, job: Job) -> commands.Invocation:
         task_json = self._task_json(job.task.id)
@@ -311,24 +192,37 @@ class Attempts:
         return f"{self.scratch}/{job.task.id}.{job.attempt}.result.json"
 
     def _record_start(
-        self,
-        job: Job,
-        call: commands.Invocation,
-        started_at: float,
-        group: tuple[int, float] | None = None,
+        self, started: _Started, pgid: int | None = None, created: float | None = None
     ) -> None:
-        """`group`: the process group's id and its leader's start time, once it runs."""
-        pgid, created = group or (None, None)
-        self.journal.attempt_started(
-            run_id=self.context.run_id,
-            task=job.task.id,
-            attempt=job.attempt,
-            command_hash=call.command_hash,
-            log_path=job.log,
-            started_at=started_at,
-            pgid=pgid,
-            create_time=created,
-        )
+        """The executor's `on_start`: the attempt's row, committed with its process group and
+        the leader's start time when it runs on this machine (one commit, and a reused pid is
+        never taken for it); a later process of the attempt (after workspace.setup) only
+        updates the group."""
+        job, call = started.job, started.call
+        assert call is not None  # noqa: S101 - on_start comes only once the command is built
+        unit, attempt = job.task.id, job.attempt
+        if not started.recorded:
+            started.recorded = True
+            self.journal.attempt_started(
+                run_id=self.context.run_id,
+                task=unit,
+                attempt=attempt,
+                command_hash=call.command_hash,
+                log_path=job.log,
+                started_at=started.at,
+                pgid=pgid,
+                create_time=created,
+            )
+        elif pgid is not None and created is not None:
+            self.journal.attempt_spawned(
+                run_id=self.context.run_id,
+                task=unit,
+                attempt=attempt,
+                pgid=pgid,
+                create_time=created,
+            )
+        if pgid is not None:
+            self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
 
     def _emit_started(self, job: Job, command: str) -> None:
         self.emit(
@@ -341,27 +235,20 @@ class Attempts:
             )
         )
 
-    def _spawned(self, job: Job, pgid: int, created: float) -> None:
-        """Recorded with the process start time, so a reused pid is never taken for it."""
-        unit, attempt = job.task.id, job.attempt
-        self.journal.attempt_spawned(
-            run_id=self.context.run_id, task=unit, attempt=attempt, pgid=pgid, create_time=created
-        )
-        self.emit(TaskSpawned(id=unit, attempt=attempt, pid=pgid))
-
     def _record_end(
         self,
-        job: Job,
+        started: _Started,
         outcome: process.ProcessOutcome,
-        command: str,
-        *,
-        later: bool = False,
         isolated: IsolatedAttempt | None = None,
     ) -> Finished:
-        """`later`: committed with the next start, or before the scheduler thread waits."""
+        """Committed with the next start, or before the scheduler thread waits. An attempt whose
+        process never started (or whose executor does not say when it starts) gets its row now."""
+        if not started.recorded:
+            self._record_start(started)
+        job = started.job
         result_format = job.options.result or self.config.result
         said = reported.read(self._result(job), job.log, result_format)
-        finished = _finished(job, outcome, command, isolated, said)
+        finished = _finished(job, outcome, started.command, isolated, said)
         self.journal.attempt_ended(
             run_id=self.context.run_id,
             task=job.task.id,
@@ -370,7 +257,7 @@ class Attempts:
             exit_code=outcome.exit_code,
             status=finished.status.value,
             reported=said,
-            later=later,
+            later=True,
         )
         return finished
 
@@ -385,6 +272,17 @@ class Attempts:
             memory_limit=job.options.memory_limit,
             keep_daemons=bool(job.options.keep_daemons),
         )
+
+
+@dataclass(slots=True)
+class _Started:
+    """What one attempt's pool thread knows of it as it goes."""
+
+    job: Job
+    at: float  # time.time() as the attempt began
+    call: commands.Invocation | None = None  # once built
+    command: str = ""  # as shown, once built
+    recorded: bool = False  # its journal row exists
 
 
 def _finished(

@@ -15,7 +15,7 @@ from ptx.core.events import RunIntegration, Status, TaskIntegration
 from ptx.executors import git, process
 from ptx.executors.git import GitError
 from ptx.run import commands
-from ptx.run.isolation import INTEGRATION_WORKTREE, exclude_state, remove, worktrees_of
+from ptx.run.isolation import INTEGRATION_WORKTREE, exclude_state, note, remove, worktrees_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -150,7 +150,10 @@ class Integrator:
             grace=self.grace,
         )
         outcome = process.run_process(spec, self.stop)
-        return outcome.exit_code == 0 and not outcome.interrupted
+        verified = outcome.exit_code == 0 and not outcome.interrupted
+        if not verified:  # the run's reason names this log: it exists even when nothing printed
+            note(spec.log_path, "verification failed: the merge is undone")
+        return verified
 
     def verify_log(self, unit: str) -> str:
         return f"{self.log_dir}/{unit}.verify.log"

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ptx.executors import process
-from ptx.executors.base import LocalExecutor
+from ptx.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

@@ -20,7 +20,7 @@ from ptx.core.events import (
     TaskSkipped,
 )
 from ptx.executors import process
-from ptx.executors.base import LocalExecutor
+from ptx.executors.local import LocalExecutor
 from ptx.graph import schedule
 from ptx.journal.statedir import log_dir, log_path
 from ptx.outputs.report import stored_report
@@ -146,7 +146,6 @@ class Run:
             except BaseException:
                 # Leaving the pool waits for every attempt: none may run on unsupervised.
                 self.stop.request(immediate=True)
-                attempts.hand_over_all()
                 raise
             finally:
                 integration = self.session.close() if self.session is not None else None

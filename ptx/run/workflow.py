@@ -365,13 +365,13 @@ def _executor(request: RunRequest, config: Config, listener: Listener) -> Execut
     def notify(message: str, warning: bool) -> None:
         listener(Notice(message=message, warning=warning))
 
-    return executors.open_executor(
-        request.executor,
-        scheduler=request.scheduler,
+    settings = executors.Settings(
+        address=request.scheduler,
         environ=request.environ,
         worker_wait=config.dask_worker_wait_seconds,
         notify=notify,
     )
+    return executors.open_executor(request.executor, settings)
 
 
 def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:

@@ -25,7 +25,8 @@ from projects import keep_track, no_leftovers  # noqa: F401 - an autouse fixture
 from ptx.core.errors import PtxError, UsageError
 from ptx.executors import dask as dask_executor
 from ptx.executors import daskworker, process
-from ptx.executors.base import MISSING_DASK, LocalExecutor, open_executor
+from ptx.executors.base import Settings, missing_extra, open_executor
+from ptx.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -122,6 +123,21 @@ def test_runs_a_command_and_brings_its_log_back(
     assert lines[0].startswith("[ptx] ran on Dask worker tcp://127.0.0.1:")
     assert f"pid {outcome.pid})" in lines[0]
     assert lines[1:] == [str(tmp_path), "x=explicit", "oops"]
+
+
+def test_on_start_is_told_of_the_submission_without_a_local_group(
+    executor: dask_executor.DaskExecutor, tmp_path: Path
+) -> None:
+    told: list[tuple[int | None, float | None]] = []
+
+    def on_start(pgid: int | None, created: float | None) -> None:
+        assert not Path(tmp_path / "ran").exists()  # told before the command ran
+        told.append((pgid, created))
+
+    outcome = executor.run(_spec(tmp_path, "touch ran"), process.Stop(), on_start)
+
+    assert outcome.exit_code == 0
+    assert told == [(None, None)]
 
 
 def test_a_signal_that_ends_the_command_is_reported_as_locally(
@@ -275,7 +291,7 @@ def test_a_driver_that_goes_away_leaves_no_remote_process(
     cluster: distributed.LocalCluster, tmp_path: Path
 ) -> None:
     driver = open_executor(
-        "dask", scheduler=None, environ={"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address}
+        "dask", Settings(environ={"DASK_SCHEDULER_ADDRESS": cluster.scheduler_address})
     )
     thread, results = _in_thread(driver, _spec(tmp_path, _TWO_PIDS + "wait"), process.Stop())
     pids = _pids(tmp_path / "pids")
@@ -288,7 +304,7 @@ def test_a_driver_that_goes_away_leaves_no_remote_process(
 
 
 def test_the_local_executor_is_process_run_process(tmp_path: Path) -> None:
-    executor = open_executor("local", scheduler=None, environ={})
+    executor = open_executor("local", Settings())
     assert isinstance(executor, LocalExecutor)
     assert executor.slots is None
     spec = _spec(tmp_path, "echo local")
@@ -298,7 +314,7 @@ def test_the_local_executor_is_process_run_process(tmp_path: Path) -> None:
 
 def test_an_unknown_executor_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown executor 'ray': use local or dask"):
-        open_executor("ray", scheduler=None, environ={})
+        open_executor("ray", Settings())
 
 
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:
@@ -314,7 +330,7 @@ def test_without_distributed_the_dask_executor_says_how_to_install_it() -> None:
         check=True,
         timeout=60,
     )
-    assert done.stdout == f"PtxError 2 {MISSING_DASK}\n"
+    assert done.stdout == f"PtxError 2 {missing_extra('dask', 'dask')}\n"
 
 
 # --- whole runs through the CLI, on the module's cluster -----------------------------------

@@ -270,27 +270,16 @@ def test_a_file_someone_else_created_meanwhile_is_left_untouched(tmp_path: Path)
 # --- through process.spawn: when a command's log gets its name ----------------------------------
 
 
-def _poll_to_end(child: process.Child) -> ProcessOutcome:
-    """What the scheduler thread does with a young command: poll until it has ended."""
-    deadline = time.monotonic() + HANG_GUARD
-    while (outcome := child.poll()) is None:
-        assert not child.exited, "the command left processes in its group"
-        assert time.monotonic() < deadline, "the command did not end"
-        time.sleep(0.001)
-    return outcome
-
-
 @unnamed_only
 @pytest.mark.parametrize(
     ("script", "content"), [("true", None), ("exit 3", None), ("echo hi", "hi\n")]
 )
-def test_a_command_polled_to_its_end_keeps_a_log_only_if_it_printed(
-    tmp_path: Path, script: str, content: str | None
+def test_a_quick_command_keeps_a_log_only_if_it_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, content: str | None
 ) -> None:
+    monkeypatch.setattr(process, "NAME_AFTER", HANG_GUARD)  # it surely ends before it is named
     spec = _sh(tmp_path, script)
-    child = process.spawn(spec)
-    assert isinstance(child, process.Child)
-    outcome = _poll_to_end(child)
+    outcome = process.run_process(spec, Stop())
     assert outcome.exit_code == (3 if script == "exit 3" else 0)
     path = Path(spec.log_path)
     assert (path.read_text() if path.exists() else None) == content

@@ -108,8 +108,7 @@ def test_reaping_orphans_never_takes_a_leaders_exit_status(tmp_path: Path, adopt
 
     assert process.reap_orphans() == 0  # a zombie in a session of its own, but ptx's own
 
-    outcome = child.poll()
-    assert outcome is not None
+    outcome = child.supervise(Stop())
     assert outcome.exit_code == 3
 
 
@@ -140,7 +139,7 @@ def _run_leader(spec: ProcessSpec) -> None:
     """Run the command's leader to its exit, leaving whatever it started outside its group."""
     child = process.spawn(spec)
     assert isinstance(child, process.Child)
-    _wait(lambda: child.poll() is not None or child.exited, "the leader to exit")
+    _wait(lambda: _state(child.pgid) == "Z", "the leader to exit")
     child.close()
 
 

@@ -1,5 +1,6 @@
-"""Tests for run.attempt: a local command is watched by the scheduler thread while it is young
-and handed to a pool thread otherwise. Real processes, a real journal, a real thread pool."""
+"""Tests for run.attempt: every attempt runs in a pool thread through the executor's `run`,
+and its start and end reach the journal and the scheduler thread. Real processes, a real
+journal, a real thread pool."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import signal
 import sqlite3
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,9 +26,9 @@ from builders import task
 from ptx.core.events import Status, TaskSpawned
 from ptx.core.model import TaskOptions
 from ptx.executors import process
-from ptx.executors.base import LocalExecutor
+from ptx.executors.local import LocalExecutor
 from ptx.journal.store import DB_NAME, Journal
-from ptx.run import attempt, commands
+from ptx.run import commands
 from ptx.run.attempt import Attempts, Finished, Job
 from ptx.taskmaster.config import Config
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from ptx.core.events import Event
+    from ptx.executors.base import Executor
 
 HANG_GUARD = 10.0  # generous upper bound that only catches hangs
 
@@ -48,8 +51,10 @@ class _Harness:
     run_id: str
     stop: process.Stop
     pool: ThreadPoolExecutor
+    executor: Executor = field(default_factory=LocalExecutor)
     submitted: list[Callable[[], None]] = field(default_factory=list)
     leaders: dict[int, float] = field(default_factory=dict)  # pid -> create time at spawn
+    spawned: threading.Event = field(default_factory=threading.Event)
     attempts: Attempts = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,12 +74,13 @@ class _Harness:
             stop=self.stop,
             emit=self.emit,
             submit=self.submit,
-            executor=LocalExecutor(),
+            executor=self.executor,
         )
 
     def emit(self, event: Event) -> None:
         if isinstance(event, TaskSpawned):  # the leader has not been reaped yet
             self.leaders[event.pid] = psutil.Process(event.pid).create_time()
+            self.spawned.set()
 
     def submit(self, work: Callable[[], None]) -> Future[None]:
         self.submitted.append(work)
@@ -111,16 +117,8 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Harnes
         )
         try:
             yield made
-        finally:  # a failed test leaves nothing running: the pool ends what is watched
+        finally:  # a failed test leaves nothing running: leaving the pool waits for its end
             made.stop.request(immediate=True)
-            made.attempts.hand_over_all()
-
-
-@pytest.fixture
-def long_watch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The scheduler thread watches its commands long enough that a quick one surely ends,
-    and longer than `finish` waits: only what these tests expect hands a command over."""
-    monkeypatch.setattr(attempt, "WATCH_SECONDS", 10 * HANG_GUARD)
 
 
 def _live(pid: int) -> bool:
@@ -130,14 +128,42 @@ def _live(pid: int) -> bool:
         return False
 
 
-@pytest.mark.usefixtures("long_watch")
+class _Recording:
+    """The local executor, noting each spec it is asked to run and the thread asking."""
+
+    slots: int | None = None
+    lost: str | None = None
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[process.ProcessSpec, str]] = []
+        self.local = LocalExecutor()
+
+    def run(
+        self,
+        spec: process.ProcessSpec,
+        stop: process.Stop,
+        on_start: Callable[[int | None, float | None], None] | None = None,
+    ) -> process.ProcessOutcome:
+        self.calls.append((spec, threading.current_thread().name))
+        return self.local.run(spec, stop, on_start)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 @pytest.mark.parametrize(
     ("command", "status", "code"),
-    [("true", Status.SUCCEEDED, 0), ("exit 3", Status.FAILED, 3)],
+    [
+        ("true", Status.SUCCEEDED, 0),
+        ("exit 3", Status.FAILED, 3),
+        ("sleep 0.3", Status.SUCCEEDED, 0),
+    ],
 )
-def test_a_quick_command_ends_in_the_scheduler_thread(
+def test_every_attempt_runs_in_a_pool_thread_through_the_executor(
     harness: _Harness, command: str, status: Status, code: int
 ) -> None:
+    recording = _Recording()
+    harness.attempts.executor = recording
     harness.attempts.begin(harness.job(command))
 
     finished = harness.finish()
@@ -146,32 +172,18 @@ def test_a_quick_command_ends_in_the_scheduler_thread(
     assert finished.status is status
     assert finished.outcome.exit_code == code
     assert finished.outcome.pid > 0
-    assert harness.submitted == []
-
-
-def test_a_longer_command_is_handed_to_the_pool(
-    harness: _Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(attempt, "WATCH_SECONDS", 0.05)  # `sleep 0.3` cannot end within it
-    harness.attempts.begin(harness.job("sleep 0.3"))
-
-    finished = harness.finish()
-
     assert len(harness.submitted) == 1
-    assert finished.status is Status.SUCCEEDED
-    assert finished.outcome.exit_code == 0
-    assert harness.attempts.watched == {}
+    [(spec, thread)] = recording.calls
+    assert spec.argv[-1] == command
+    assert spec.log_path == str(harness.tmp_path / "logs" / "1.log")
+    assert thread != threading.current_thread().name
 
 
-@pytest.mark.usefixtures("long_watch")
-def test_a_command_that_leaves_a_process_behind_is_handed_over_and_swept(
-    harness: _Harness, pid_file: Path
-) -> None:
+def test_a_command_that_leaves_a_process_behind_is_swept(harness: _Harness, pid_file: Path) -> None:
     harness.attempts.begin(harness.job(f"sleep 30 & echo $! > {pid_file}"))
 
     finished = harness.finish()
 
-    assert len(harness.submitted) == 1
     assert finished.status is Status.SUCCEEDED
     left = int(pid_file.read_text())
     assert not _live(left)
@@ -179,36 +191,28 @@ def test_a_command_that_leaves_a_process_behind_is_handed_over_and_swept(
     assert "command ended, 1 process left: SIGTERM to process group" in log
 
 
-@pytest.mark.usefixtures("long_watch")
-def test_a_command_with_a_memory_limit_is_handed_over_at_once(harness: _Harness) -> None:
+def test_a_command_with_a_memory_limit_under_it_succeeds(harness: _Harness) -> None:
     harness.attempts.begin(harness.job("true", memory_limit=2**30))
 
-    assert len(harness.submitted) == 1
-    assert harness.attempts.watched == {}
     finished = harness.finish()
     assert finished.status is Status.SUCCEEDED
     assert not finished.outcome.memory_exceeded
 
 
-@pytest.mark.usefixtures("long_watch")
-def test_a_stop_hands_a_watched_command_over_and_it_ends_interrupted(
-    harness: _Harness,
-) -> None:
+def test_a_stop_ends_a_running_command_interrupted(harness: _Harness) -> None:
     harness.attempts.begin(harness.job("sleep 30"))
+    assert harness.spawned.wait(HANG_GUARD)
     assert harness.attempts.wait(0.0) == []
-    assert harness.submitted == []  # watched by the scheduler thread
 
     harness.stop.request()
     finished = harness.finish()
 
-    assert len(harness.submitted) == 1
     assert finished.status is Status.INTERRUPTED
     assert finished.outcome.interrupted
     assert finished.outcome.signal == signal.SIGTERM
     assert not _live(finished.outcome.pid)
 
 
-@pytest.mark.usefixtures("long_watch")
 def test_a_quick_attempt_is_one_journal_row_with_its_group(harness: _Harness) -> None:
     job = harness.job("true")
     harness.attempts.begin(job)
@@ -234,18 +238,17 @@ def _committed(harness: _Harness) -> list[tuple[object, ...]]:
         return list(other.execute(sql, (harness.run_id,)))
 
 
-@pytest.mark.usefixtures("long_watch")
-def test_the_start_is_committed_with_its_group_before_the_command_is_watched(
+def test_the_start_is_committed_with_its_group_before_the_command_is_waited_for(
     harness: _Harness,
 ) -> None:
     harness.attempts.begin(harness.job("sleep 30"))
+    assert harness.spawned.wait(HANG_GUARD)  # told once the start is recorded
 
     [pgid] = harness.leaders
     created = pytest.approx(harness.leaders[pgid], abs=1e-9)
     assert _committed(harness) == [("1", pgid, created, "running")]
 
 
-@pytest.mark.usefixtures("long_watch")
 def test_a_quick_attempts_end_is_committed_before_the_scheduler_thread_waits(
     harness: _Harness,
 ) -> None:
@@ -256,6 +259,79 @@ def test_a_quick_attempts_end_is_committed_before_the_scheduler_thread_waits(
 
     [(_, _, _, status)] = _committed(harness)
     assert status == "succeeded"
+
+
+class _Elsewhere:
+    """An executor whose process runs on no local process group: it says so through
+    `on_start(None, None)`, then returns what `answer` makes of the committed rows then."""
+
+    slots: int | None = 4
+    lost: str | None = None
+
+    def __init__(
+        self, answer: Callable[[], process.ProcessOutcome], *, tells_start: bool = True
+    ) -> None:
+        self.answer, self.tells_start = answer, tells_start
+
+    def run(
+        self,
+        spec: process.ProcessSpec,
+        stop: process.Stop,
+        on_start: Callable[[int | None, float | None], None] | None = None,
+    ) -> process.ProcessOutcome:
+        del spec, stop
+        if self.tells_start and on_start is not None:
+            on_start(None, None)
+        return self.answer()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def test_an_attempt_elsewhere_is_on_record_without_a_group_while_it_runs(
+    harness: _Harness,
+) -> None:
+    seen: list[list[tuple[object, ...]]] = []
+
+    def answer() -> process.ProcessOutcome:
+        seen.append(_committed(harness))
+        return dataclasses.replace(process.ProcessOutcome.never_ran("remote"), exit_code=0)
+
+    harness.attempts.executor = _Elsewhere(answer)
+    harness.attempts.begin(harness.job("true"))
+
+    finished = harness.finish()
+    assert finished.status is Status.SUCCEEDED
+    assert seen == [[("1", None, None, "running")]]
+    assert harness.leaders == {}  # no TaskSpawned: no local group to show
+    [row] = harness.journal.attempts(harness.run_id)
+    assert (row.status, row.exit_code) == ("succeeded", 0)
+
+
+def test_an_attempt_that_never_started_is_recorded_with_its_end(harness: _Harness) -> None:
+    cannot = process.ProcessOutcome.never_ran("cannot start it", exit_code=127)
+    harness.attempts.executor = _Elsewhere(lambda: cannot, tells_start=False)
+    harness.attempts.begin(harness.job("true"))
+
+    finished = harness.finish()
+
+    assert (finished.status, finished.outcome.error) == (Status.FAILED, "cannot start it")
+    [row] = harness.journal.attempts(harness.run_id)
+    assert (row.status, row.exit_code, row.pgid) == ("failed", 127, None)
+
+
+def test_an_executor_that_raises_fails_only_its_attempt(harness: _Harness) -> None:
+    def answer() -> process.ProcessOutcome:
+        message = "the cluster's client broke"
+        raise RuntimeError(message)
+
+    harness.attempts.executor = _Elsewhere(answer)
+    harness.attempts.begin(harness.job("true"))
+
+    finished = harness.finish()
+
+    assert finished.status is Status.FAILED
+    assert finished.outcome.error == "ptx could not run the task: the cluster's client broke"
 
 
 def _copying_job(harness: _Harness, unit: str, *, attempt: int = 1) -> Job:
@@ -271,7 +347,6 @@ def _seen(harness: _Harness, unit: str) -> object:
     return json.loads((harness.tmp_path / f"{unit}.seen.json").read_text())
 
 
-@pytest.mark.usefixtures("long_watch")
 def test_prepare_writes_every_task_json_before_a_task_starts(harness: _Harness) -> None:
     jobs = [_copying_job(harness, unit) for unit in ("1", "2", "3")]
     harness.attempts.prepare([job.task for job in jobs], lambda: False)
@@ -286,7 +361,6 @@ def test_prepare_writes_every_task_json_before_a_task_starts(harness: _Harness) 
     assert _seen(harness, "2") == {"written": "before the start"}
 
 
-@pytest.mark.usefixtures("long_watch")
 def test_a_task_json_not_prepared_is_written_when_its_task_starts(harness: _Harness) -> None:
     job = _copying_job(harness, "1")
     harness.attempts.prepare([job.task], lambda: True)  # an interrupt came first
@@ -298,7 +372,6 @@ def test_a_task_json_not_prepared_is_written_when_its_task_starts(harness: _Harn
     assert _seen(harness, "1") == dict(job.task.raw)
 
 
-@pytest.mark.usefixtures("long_watch")
 def test_a_file_that_cannot_be_written_ends_the_writing_and_fails_only_its_task(
     harness: _Harness,
 ) -> None:
@@ -317,7 +390,6 @@ def test_a_file_that_cannot_be_written_ends_the_writing_and_fails_only_its_task(
     assert "name too long" in (failed.outcome.error or "")
 
 
-@pytest.mark.usefixtures("long_watch")
 def test_a_retry_gets_back_the_task_json_its_first_attempt_removed(harness: _Harness) -> None:
     first = _copying_job(harness, "1")
     harness.attempts.prepare([first.task], lambda: False)

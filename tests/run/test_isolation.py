@@ -314,7 +314,8 @@ def test_a_failing_verify_undoes_that_merge(tmp_path: Path, identity: Path) -> N
     branch = report["integration"]["branch"]
     assert on_branch(root, branch, "good.txt") == "good\n"
     assert on_branch(root, branch, "bad.txt") is None
-    assert (root / ".ptx" / "logs" / report["run_id"] / "2.verify.log").exists()
+    verify_log = root / ".ptx" / "logs" / report["run_id"] / "2.verify.log"
+    assert verify_log.read_text() == "[ptx] verification failed: the merge is undone\n"
 
 
 def test_setup_runs_in_the_fresh_worktree_and_copy_brings_untracked_files(
