@@ -13,6 +13,8 @@ Cases:
              script running the same git commands (isolation_overhead.py).
   dashboard  `ptx dashboard` over a journal of 200 runs of 100 tasks: time and file size
              (limits: 2 s, 5 MB; see dashboard_history.py).
+  start-up   `ptx --version` and `ptx validate` of a 60-task file against
+             `python -c "import typer"`; the goal is at most 1.5x.
 """
 
 from __future__ import annotations
@@ -331,6 +333,31 @@ def dashboard(repeat: int) -> list[str]:
     ]
 
 
+def start_up(repeat: int) -> list[str]:
+    """Short commands: five times the rounds, so the medians hold still."""
+    folder = OUT / "start-up"
+    path = folder / "tasks.json"
+    generate(path, 60, 2.0, ["true"])
+    results = medians(
+        {
+            'python -c "import typer"': [sys.executable, "-c", "import typer"],
+            "ptx --version": [str(PTX), "--version"],
+            "ptx validate (60 tasks)": [str(PTX), "validate", "-f", str(path)],
+        },
+        folder,
+        repeat * 5,
+    )
+    floor = results['python -c "import typer"'][0]
+    return [
+        "start-up, stdout and stderr not a terminal",
+        *(
+            f"{name:36} median {wall * 1000:6.0f} ms  ratio {wall / floor:4.2f}x"
+            f"  peak RSS {rss:5.0f} MB"
+            for name, (wall, rss) in results.items()
+        ),
+    ]
+
+
 CASES: dict[str, Callable[[int], list[str]]] = {
     "big-graph": big_graph,
     "no-op": no_op,
@@ -339,6 +366,7 @@ CASES: dict[str, Callable[[int], list[str]]] = {
     "plan-text": plan_text,
     "isolation": lambda repeat: isolation_overhead.run(OUT / "isolation", repeat),
     "dashboard": dashboard,
+    "start-up": start_up,
 }
 
 

@@ -8,16 +8,29 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ptx.cli.ui import Ui
 from ptx.core.errors import ExitCode, PtxError, disk_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from ptx.cli.ui import Ui
+
+
+class _MadeOnFirstUse:
+    """`State.ui`, made the first time it is used: Rich is most of what the consoles cost to
+    load, and `ptx --version` or a command's usage error never needs them."""
+
+    def __get__(self, instance: object, owner: type[State]) -> Ui:
+        from ptx.cli.ui import Ui  # noqa: PLC0415 - the point of this class
+
+        made = Ui()
+        setattr(owner, "ui", made)  # noqa: B010 - from now on a plain class attribute
+        return made
+
 
 class State:
     debug = False
-    ui = Ui()
+    ui = _MadeOnFirstUse()
 
 
 FileOption = Annotated[

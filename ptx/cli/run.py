@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 
 from ptx.cli.common import (
@@ -22,7 +21,7 @@ from ptx.cli.common import (
 )
 from ptx.core.errors import ExitCode, UsageError
 from ptx.core.model import counted
-from ptx.executors.base import EXECUTORS
+from ptx.executors.base import EXECUTORS, registered
 from ptx.outputs import files as run_outputs  # light: its formats' modules load only when asked for
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ def run(
         str,
         typer.Option(
             "--executor",
-            click_type=click.Choice(list(EXECUTORS)),
+            metavar=f"<{'|'.join(EXECUTORS)}>",
             help="Where tasks run: this machine or Dask.",
         ),
     ] = "local",
@@ -139,6 +138,7 @@ def run(
     from ptx.run import workflow  # noqa: PLC0415 - only run needs them
 
     with handled():
+        registered(executor)  # before anything is read: bad input is refused first
         if max_cost is not None and not math.isfinite(max_cost):
             raise UsageError(f"--max-cost must be a finite number of USD, got {max_cost}")
         wanted = run_outputs.Outputs(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
 from rich.text import Text
 
 from ptx.cli.gantt import gantt_lines
@@ -15,7 +15,7 @@ from ptx.core.model import Severity, counted, seconds_text
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
     from ptx.core.events import RunResult, Status, TaskResult
     from ptx.core.model import Finding
@@ -26,12 +26,37 @@ class Ui:
     """Everything ptx prints goes through here; markup is off so task text stays literal."""
 
     def __init__(self, *, out: Console | None = None, err: Console | None = None) -> None:
-        self.out = out or Console(markup=False, highlight=False, soft_wrap=True)
-        self.err = err or Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+        self._out, self._err = out, err  # made when first needed: Rich's console loads slowly
+
+    @property
+    def out(self) -> Console:
+        if self._out is None:
+            self._out = _console(stderr=False)
+        return self._out
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            self._err = _console(stderr=True)
+        return self._err
 
     def live_console(self) -> Console:
         """A console for the live table on stdout (print's soft wrapping would not do)."""
+        from rich.console import Console  # noqa: PLC0415 - see __init__
+
         return Console(file=self.out.file, markup=False, highlight=False)
+
+    def _print(self, text: Text, *, err: bool) -> None:
+        """One line: through Rich where it would style it, else written as is, so that a
+        command printing a few plain lines (validate, a usage error) never loads Rich's
+        console."""
+        console = self._err if err else self._out
+        stream = sys.stderr if err else sys.stdout
+        if console is None and not styled(stream):
+            stream.write(text.plain + "\n")
+            stream.flush()
+        else:
+            (self.err if err else self.out).print(text)
 
     def data(self, text: str) -> None:
         """Machine-readable output: written as is, never styled or wrapped."""
@@ -39,19 +64,19 @@ class Ui:
         self.out.file.flush()
 
     def notice(self, message: str) -> None:
-        self.err.print(Text("ptx: " + message, style="cyan"))
+        self._print(Text("ptx: " + message, style="cyan"), err=True)
 
     def warning(self, message: str) -> None:
-        self.err.print(Text("ptx: warning: " + message, style="yellow"))
+        self._print(Text("ptx: warning: " + message, style="yellow"), err=True)
 
     def error(self, message: str) -> None:
         for line in message.splitlines() or [""]:
-            self.err.print(Text("ptx: error: " + line, style="bold red"))
+            self._print(Text("ptx: error: " + line, style="bold red"), err=True)
 
     def lines(self, text: Text) -> None:
         """Styled lines on a terminal; elsewhere Rich would only take the styles off again, at
         a cost that shows in a big plan (BENCHMARKS.md)."""
-        if self.out.is_terminal:
+        if self._out.is_terminal if self._out is not None else styled(sys.stdout):
             self.out.print(text, overflow="ignore", crop=False)
         else:
             self.data(text.plain)
@@ -65,7 +90,7 @@ class Ui:
 
         for finding in findings:
             style = "red" if finding.severity is Severity.ERROR else "yellow"
-            self.out.print(Text(finding_line(file, finding), style=style))
+            self._print(Text(finding_line(file, finding), style=style), err=False)
         errors = sum(1 for finding in findings if finding.severity is Severity.ERROR)
         summary = (
             f"{_count(errors, 'error')}, {_count(len(findings) - errors, 'warning')} "
@@ -73,7 +98,7 @@ class Ui:
         )
         if subtask_count:
             summary += f" and {_count(subtask_count, 'subtask')}"
-        self.err.print(Text(summary, style="bold red" if errors else "green"))
+        self._print(Text(summary, style="bold red" if errors else "green"), err=True)
 
     def display_report(self, result: RunResult, *, quiet: bool = False, width: int = 80) -> None:
         for part in run_report(result, quiet=quiet, width=width):
@@ -104,6 +129,27 @@ class Ui:
 
 
 _count = counted
+
+
+def _console(*, stderr: bool) -> Console:
+    from rich.console import Console  # noqa: PLC0415 - see Ui.__init__
+
+    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+
+
+def styled(stream: TextIO) -> bool:
+    """Whether Rich's console would style what it writes to `stream` (its `is_terminal`, as
+    Rich decides it: TTY_COMPATIBLE, then FORCE_COLOR, then isatty)."""
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in {"0", "1"}:
+        return compatible == "1"
+    force = os.environ.get("FORCE_COLOR")
+    if force is not None:
+        return force != ""
+    try:
+        return stream.isatty()
+    except ValueError:  # closed
+        return False
 
 
 def _plan_header(plan: Plan) -> Text:

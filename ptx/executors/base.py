@@ -72,11 +72,17 @@ def missing_extra(name: str, extra: str) -> str:
     return f"the {name} executor needs ptx[{extra}]: pip install 'ptx[{extra}]'"
 
 
-def open_executor(name: str, settings: Settings) -> Executor:
-    """The executor registered as `name`, opened with `settings`."""
+def registered(name: str) -> Registration:
+    """The registration of `--executor name`; an unknown name is bad input."""
     registration = EXECUTORS.get(name)
     if registration is None:
         raise UsageError(f"unknown executor {name!r}: use {' or '.join(EXECUTORS)}")
+    return registration
+
+
+def open_executor(name: str, settings: Settings) -> Executor:
+    """The executor registered as `name`, opened with `settings`."""
+    registration = registered(name)
     try:
         module = importlib.import_module(registration.module)
     except ModuleNotFoundError as exc:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +69,8 @@ def missing_commands(tasks: Iterable[Task], config: Config) -> list[TaskId]:
 @functools.lru_cache(maxsize=4096)
 def command_hash(command: Command) -> str:
     """Identifies the command as written (placeholders unexpanded): history resets on change."""
+    import hashlib  # noqa: PLC0415 - only a run hashes commands; validate and plan load this too
+
     text = command if isinstance(command, str) else json.dumps(list(command))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -263,6 +263,8 @@ def scratch_dir(run_id: str, files: int) -> Iterator[Path]:
     """Where the PTX_TASK_JSON files of a run's `files` tasks live during it: tmpfs when there
     is one with room for them all, because creating a file on a disk costs about as much as
     starting a no-op task; else the system's temporary directory."""
+    import tempfile  # noqa: PLC0415 - see command_hash
+
     path = Path(tempfile.mkdtemp(prefix=f"ptx-{run_id}-", dir=_shm_with_room(files)))
     try:
         yield path

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from builders import CORPUS, REPO, SCRIPTS
+from projects import ptx as run_ptx
 from typer.testing import CliRunner
 
 from ptx.cli.app import app, main
@@ -315,6 +316,14 @@ _RUN_MACHINERY = (
     "ptx.core.events",
     "ptx.outputs.report",
 )
+# A command's module is imported only for that command (cli/app.py: COMMANDS).
+_OTHER_COMMANDS = (
+    "ptx.cli.run",
+    "ptx.cli.history",
+    "ptx.cli.dashboard",
+    "ptx.cli.config",
+    "ptx.cli.clean",
+)
 
 
 @pytest.mark.parametrize(
@@ -324,10 +333,32 @@ _RUN_MACHINERY = (
             ["run", "-q", "-f", "tasks.json"],
             (*_NEVER_PLAIN, *_NOT_WITHOUT_OUTPUTS, "ptx.outputs.export"),
         ),
-        (["validate", "-f", "tasks.json"], (*_NEVER_PLAIN, *_NOT_WITHOUT_OUTPUTS, *_RUN_MACHINERY)),
+        (
+            ["validate", "-f", "tasks.json"],
+            (
+                *_NEVER_PLAIN,
+                *_NOT_WITHOUT_OUTPUTS,
+                *_RUN_MACHINERY,
+                *_OTHER_COMMANDS,
+                "rich.console",  # its lines are plain off a terminal: written without Rich
+                "hashlib",
+                "tempfile",
+            ),
+        ),
         (
             ["--version"],
-            (*_NEVER_PLAIN, *_NOT_WITHOUT_OUTPUTS, *_RUN_MACHINERY, "ptx.outputs.export"),
+            (
+                *_NEVER_PLAIN,
+                *_NOT_WITHOUT_OUTPUTS,
+                *_RUN_MACHINERY,
+                *_OTHER_COMMANDS,
+                "ptx.outputs.export",
+                "ptx.cli.check",
+                "ptx.cli.ui",
+                "ptx.taskmaster",
+                "ptx.graph",
+                "rich",
+            ),
         ),
     ],
     ids=["run", "validate", "version"],
@@ -355,6 +386,60 @@ def test_an_invocation_imports_only_what_it_needs(
     assert code == 0, done.stderr
     packages = {name.split(".")[0] for name in modules}
     assert [name for name in unwanted if name in modules or name in packages] == []
+
+
+@pytest.mark.parametrize("force_color", [None, "1"])
+def test_validate_styles_its_lines_only_where_rich_would(
+    tmp_path: Path, force_color: str | None
+) -> None:
+    task = {"id": 1, "title": "t", "dependencies": [], "metadata": {"ptx": {"command": ["true"]}}}
+    (tmp_path / "tasks.json").write_text(json.dumps({"tasks": [task]}))
+    loaded = tmp_path / "modules.json"
+    env = {
+        key: value for key, value in os.environ.items() if key not in {"NO_COLOR", "FORCE_COLOR"}
+    }
+    if force_color is not None:
+        env["FORCE_COLOR"] = force_color  # Rich styles what it writes to a pipe then
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "ptx_imports.py"),
+            str(loaded),
+            "validate",
+            "-f",
+            "tasks.json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    code, modules = json.loads(loaded.read_text())
+    assert code == 0
+    assert "0 errors, 0 warnings in 1 task" in done.stderr
+    assert ("\x1b[" in done.stderr) == (force_color is not None)
+    assert ("rich.console" in modules) == (force_color is not None)
+    if force_color is None:
+        assert done.stderr == "0 errors, 0 warnings in 1 task\n"
+
+
+def test_a_command_is_listed_and_suggested_without_being_imported_first() -> None:
+    code, out, _ = invoke("--help")
+    assert code == 0
+    names = ["validate", "plan", "run", "report", "runs", "dashboard", "config", "clean"]
+    places = [out.find(f"\n  {name} ") for name in names]
+    assert -1 not in places
+    assert places == sorted(places)
+    code, _, err = invoke("valdate")
+    assert code == 2
+    assert "No such command 'valdate'. Did you mean 'validate'?" in err
+
+
+def test_an_unknown_executor_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    done = run_ptx(tmp_path, "run", "--executor", "ray")  # no tasks.json here either
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "ptx: error: unknown executor 'ray': use local or dask\n"
 
 
 def _console(tmp_path: Path, before: Sequence[str], *args: str) -> subprocess.CompletedProcess[str]:
