@@ -63,7 +63,7 @@ def _record_run(
             )  # fmt: skip
             journal.attempt_ended(
                 run_id=run_id, task=unit, attempt=attempt, ended_at=clock + seconds, exit_code=0,
-                status=status, later=True,
+                status=status,
             )  # fmt: skip
             clock += seconds / JOBS
         results.append(

@@ -3,7 +3,9 @@
 Cases:
   big-graph  validate and plan of a 100,000-task file (~250,000 edges) against a bare script
              that only does json.load + graphlib static_order on the same file.
-  no-op      2,000 tasks running `true` at -j 2 against `make -j2` on the equivalent Makefile.
+  no-op      2,000 tasks running `true` at -j 2 against `make -j2` on the equivalent Makefile,
+             and against GNU `parallel -j2` on the same 2,000 commands (skipped, with a note,
+             where parallel is not installed).
   scheduling random DAGs of sleep tasks with mixed durations under make, ninja and ptx at -j 4,
              each makespan over the graph's lower bound (see dags.py).
   dask       per-task overhead of the Dask executor against the local one (dask_overhead.py).
@@ -278,16 +280,17 @@ def no_op(repeat: int) -> list[str]:
     floor_script.write_text(SPAWN_FLOOR)
     io_floor_script = folder / "spawn_io_floor.py"
     io_floor_script.write_text(SPAWN_IO_FLOOR)
-    results = medians(
-        {
-            "make": ["make", "-s", "-j2"],
-            "floor": [sys.executable, str(floor_script), str(path)],
-            "io floor": [sys.executable, str(io_floor_script), str(path)],
-            "ptx": [str(PTX), "run", "-f", str(path), "-j", "2", "-q"],
-        },
-        folder,
-        repeat,
-    )
+    cases = {
+        "make": ["make", "-s", "-j2"],
+        "floor": [sys.executable, str(floor_script), str(path)],
+        "io floor": [sys.executable, str(io_floor_script), str(path)],
+        "ptx": [str(PTX), "run", "-f", str(path), "-j", "2", "-q"],
+    }
+    commands = folder / "commands.txt"  # one command a line: what parallel runs with no command
+    commands.write_text("true\n" * len(tasks))
+    if shutil.which("parallel") is not None:
+        cases["parallel"] = ["parallel", "--will-cite", "-j2", "-a", str(commands)]
+    results = medians(cases, folder, repeat)
     make_wall, floor_wall = results["make"][0], results["floor"][0]
     io_floor_wall = results["io floor"][0]
     ptx_wall, rss = results["ptx"]
@@ -306,6 +309,12 @@ def no_op(repeat: int) -> list[str]:
         (
             f"{'ptx run -j 2':36} median {ptx_wall:6.2f} s  ratio {ptx_wall / make_wall:4.2f}x"
             f"  peak RSS {rss:5.0f} MB  +{overhead:.2f} ms wall per task over make"
+        ),
+        (
+            f"{'GNU parallel -j2 (same commands)':36} median {results['parallel'][0]:6.2f} s  "
+            f"ratio {results['parallel'][0] / make_wall:4.2f}x"
+            if "parallel" in results
+            else "GNU parallel: not installed, row skipped (apt-get install parallel)"
         ),
     ]
 

@@ -94,10 +94,8 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
         )
     try:
         with reaper.starting() as own:
-            before = proctree.boot_clock()
             # Output goes straight to the log's file descriptor: ptx never holds a byte of it.
             proc = spawn_.start(spec.argv, spec.cwd, spec.env, log.fd)
-            after = proctree.boot_clock()
             own.append(proc.pid)
     except OSError as exc:
         message, code = _spawn_error(spec, exc)
@@ -109,13 +107,13 @@ def spawn(spec: ProcessSpec) -> Child | ProcessOutcome:
     except BaseException:
         log.close()
         raise
-    return Child(spec, _Leader(proc), log, started_at, (before, after))
+    return Child(spec, _Leader(proc), log, started_at)
 
 
 class Child:
     """A started attempt until `supervise` ends it: its session leader and its log."""
 
-    __slots__ = ("_forked", "deadline", "leader", "log", "spec", "started_at")
+    __slots__ = ("deadline", "leader", "log", "spec", "started_at")
 
     def __init__(
         self,
@@ -123,18 +121,14 @@ class Child:
         leader: _Leader,
         log: LogFile,
         started_at: float,
-        forked: tuple[float, float],
     ) -> None:
         self.spec, self.leader, self.log, self.started_at = spec, leader, log, started_at
         self.deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-        self._forked = forked  # boot clock readings around the spawn
 
     @property
     def create_time(self) -> float:
         """The leader's start time as psutil tells it: with its pid, its identity on record."""
-        if math.isnan(self._forked[0]):
-            return proctree.create_time(self.pgid)
-        return proctree.create_time_between(self.pgid, *self._forked)
+        return proctree.create_time(self.pgid)
 
     @property
     def pgid(self) -> int:

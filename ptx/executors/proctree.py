@@ -35,24 +35,6 @@ def create_time(pid: int) -> float:
         return time.time()
 
 
-def create_time_between(pid: int, before: float, after: float) -> float:
-    """`create_time(pid)` of a process forked between two CLOCK_BOOTTIME readings: the kernel
-    stamps a new process with that clock, so when both readings fall in one clock tick the
-    value is known without reading /proc (which costs a tenth of a no-op task)."""
-    tick = int(before * _CLOCK_TICKS)
-    if tick != int(after * _CLOCK_TICKS):
-        return create_time(pid)
-    return _boot_time() + tick / _CLOCK_TICKS
-
-
-_BOOT_CLOCK: int | None = getattr(time, "CLOCK_BOOTTIME", None)
-
-
-def boot_clock() -> float:
-    """CLOCK_BOOTTIME where there is one (what /proc's start times count), else NaN."""
-    return math.nan if _BOOT_CLOCK is None else time.clock_gettime(_BOOT_CLOCK)
-
-
 def _proc_create_time(pid: int) -> float:
     fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)  # read for every spawn
     try:

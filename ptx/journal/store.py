@@ -41,8 +41,7 @@ DB_NAME = "ptx.db"
 
 
 class Journal(IntegrationRecords, RunQueries):
-    """Runs and attempts in SQLite; every write is committed before its call returns, except
-    an attempt's end recorded with `later=True`, which the next write or `flush()` commits.
+    """Runs and attempts in SQLite; every write is committed before its call returns.
 
     WAL with synchronous=NORMAL survives a crash of ptx (kill -9) at any point; a power loss
     or OS crash may lose the last few commits but never corrupts the file. One connection is
@@ -53,8 +52,6 @@ class Journal(IntegrationRecords, RunQueries):
         self._conn = conn
         self._path = path
         self._lock = threading.Lock()
-        self._open = False  # a transaction holds ends recorded `later`
-        self._checkpointer: threading.Thread | None = None
 
     @classmethod
     def open(cls, state_dir: Path) -> Journal:
@@ -70,23 +67,10 @@ class Journal(IntegrationRecords, RunQueries):
         return cls(connect(path, readonly=True), path)
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.join()
-        self.flush()
         with self._lock:
             with contextlib.suppress(sqlite3.Error):  # a busy reader only postpones it
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self._conn.close()
-
-    def checkpoint_soon(self) -> None:
-        """Start copying the WAL into the database now, in a thread and on a connection of
-        their own, so the run's report need not wait for the copy and its fsyncs. `close`
-        waits for it and copies what came since."""
-        if self._checkpointer is None:
-            self._checkpointer = threading.Thread(
-                target=_checkpoint, args=(self._path,), name="ptx-checkpoint"
-            )
-            self._checkpointer.start()
 
     def __enter__(self) -> Self:
         return self
@@ -94,42 +78,22 @@ class Journal(IntegrationRecords, RunQueries):
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def flush(self) -> None:
-        """Commit the ends recorded `later`; call before waiting for anything."""
-        # Read unlocked: an end recorded `later` after this read is handed to the scheduler
-        # thread after it too, so the wait that follows returns at once and the next flush
-        # commits it.
-        if not self._open:
-            return
-        with self._guarded():
-            pass
-
     @contextlib.contextmanager
     def _guarded(self) -> Iterator[sqlite3.Connection]:
-        """The connection, for statements committed on leaving with the ends left open before."""
+        """The connection, to this thread alone while it is used."""
         with self._lock:
             try:
                 yield self._conn
-                if self._open:
-                    self._open = False
-                    self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
 
-    def _write(self, sql: str, params: Sequence[object], *, later: bool = False) -> int:
-        """One statement, committed with the ends left open before, or, with `later`, left in
-        an open transaction for the next commit to take along; its rowcount. Every attempt's
-        start and end comes this way, so it is not a generator to enter and leave."""
+    def _write(self, sql: str, params: Sequence[object]) -> int:
+        """One statement, committed at once; its rowcount. Every attempt's start and end comes
+        this way, so it is not a generator to enter and leave."""
         conn = self._conn
         with self._lock:
             try:
-                if later and not self._open:
-                    conn.execute("BEGIN")
-                    self._open = True
                 count = conn.execute(sql, params).rowcount
-                if self._open and not later:
-                    self._open = False
-                    conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
         return count
@@ -139,7 +103,6 @@ class Journal(IntegrationRecords, RunQueries):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self.flush()  # a transaction of its own cannot start inside the one holding late ends
         with self._guarded() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -228,15 +191,11 @@ class Journal(IntegrationRecords, RunQueries):
         exit_code: int | None,
         status: str,
         reported: Reported | None = None,
-        later: bool = False,
     ) -> None:
-        """`reported`: what the attempt reported back, if anything. `later`: committed with the
-        next write or `flush()`, which a run's scheduler thread does before it waits, so the
-        end of a task rides along with the next start.
-        An end lost to a crash in between only makes `--resume` run that task again."""
+        """`reported`: what the attempt reported back, if anything."""
         _check_status(status, ATTEMPT_STATUSES)
         params = (ended_at, exit_code, status, *reported_values(reported), run_id, task, attempt)
-        if self._write(END_ATTEMPT, params, later=later) != 1:
+        if self._write(END_ATTEMPT, params) != 1:
             what = f"attempt {attempt} of task {task} in run {run_id}"
             raise JournalError(f"state store {self._path}: no {what}")
 
@@ -290,12 +249,6 @@ class Journal(IntegrationRecords, RunQueries):
         sql = SELECT_RUNS + " WHERE run_id = ?"
         row = conn.execute(sql, (run_id,)).fetchone()
         return None if row is None else run_info(row)
-
-
-def _checkpoint(path: Path) -> None:
-    # PASSIVE never waits for the run's own writes; anything it cannot copy, close() does.
-    with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _new_run_id(conn: sqlite3.Connection, started_at: float) -> str:

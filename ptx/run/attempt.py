@@ -108,7 +108,6 @@ class Attempts:
         except queue.Empty:
             if timeout <= 0:
                 return []
-            self.journal.flush()  # nothing recorded waits in memory while this thread waits
             try:
                 ended = [self.inbox.get(timeout=timeout)]
             except queue.Empty:
@@ -241,8 +240,8 @@ class Attempts:
         outcome: process.ProcessOutcome,
         isolated: IsolatedAttempt | None = None,
     ) -> Finished:
-        """Committed with the next start, or before the scheduler thread waits. An attempt whose
-        process never started (or whose executor does not say when it starts) gets its row now."""
+        """An attempt whose process never started (or whose executor does not say when it
+        starts) gets its row now."""
         if not started.recorded:
             self._record_start(started)
         job = started.job
@@ -257,7 +256,6 @@ class Attempts:
             exit_code=outcome.exit_code,
             status=finished.status.value,
             reported=said,
-            later=True,
         )
         return finished
 

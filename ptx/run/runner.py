@@ -24,7 +24,7 @@ from ptx.executors.local import LocalExecutor
 from ptx.graph import schedule
 from ptx.journal.statedir import log_dir, log_path
 from ptx.outputs.report import stored_report
-from ptx.run import commands, interrupts, policy, safety, timeslice
+from ptx.run import commands, interrupts, policy, safety
 from ptx.run.admission import SLOT, Admission, requests_of
 from ptx.run.attempt import Attempts, Finished, Job
 from ptx.run.integration import Session, open_session
@@ -121,7 +121,6 @@ class Run:
         context = self._begin()
         with (
             interrupts.caught(self._on_signal),
-            timeslice.short_slice(),  # the loop thread gets its core back from its children
             commands.scratch_dir(self.run_id, len(self.tracks)) as scratch,
             self.orphans.adopted(self),  # after the pool: every attempt has ended by then
             ThreadPoolExecutor(self.options.jobs) as pool,
@@ -142,7 +141,6 @@ class Run:
                     (track.task for track in self.tracks.values()), lambda: bool(self.signals)
                 )
                 self._loop(attempts)
-                self.journal.checkpoint_soon()  # meanwhile the scratch files go, the report is made
             except BaseException:
                 # Leaving the pool waits for every attempt: none may run on unsupervised.
                 self.stop.request(immediate=True)

@@ -1,7 +1,7 @@
-"""Tests for executors.spawn: posix_spawn in ptx's own directory, Popen elsewhere, the same child.
+"""Tests for executors.spawn: what a started command gets, and how it is found on its PATH.
 
-Every behaviour that must not depend on the way a command starts runs both ways: the `way`
-fixture starts it in ptx's own working directory (posix_spawn) or in another one (Popen).
+The `way` fixture runs ptx in one directory and the child in another, as for a task with
+its own working directory.
 """
 
 from __future__ import annotations
@@ -30,20 +30,17 @@ HIGH_FD = 217  # far above any descriptor a freshly started `ls` opens for itsel
 @dataclass(frozen=True)
 class _Way:
     cwd: str  # where the child runs
-    kind: type  # what spawn.start must return for it
 
 
-@pytest.fixture(params=["posix_spawn", "popen"])
-def way(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> _Way:
-    """ptx runs in tmp_path/ptx; the child runs there too (posix_spawn) or elsewhere (Popen)."""
+@pytest.fixture
+def way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> _Way:
+    """ptx runs in tmp_path/ptx; the child runs elsewhere."""
     here = tmp_path / "ptx"
     here.mkdir()
     monkeypatch.chdir(here)
-    if request.param == "posix_spawn":
-        return _Way(cwd=str(here), kind=spawn.Spawned)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    return _Way(cwd=str(elsewhere), kind=subprocess.Popen)
+    return _Way(cwd=str(elsewhere))
 
 
 @dataclass
@@ -85,29 +82,7 @@ def _tool(directory: Path, text: str, name: str = "mytool") -> Path:
     return path
 
 
-# --- which way a command starts
-
-
-def test_the_way_follows_the_working_directory(way: _Way, start: _Starter) -> None:
-    proc = start(("true",), way.cwd)
-
-    assert type(proc) is way.kind
-    assert proc.wait(HANG_GUARD) == 0
-
-
-def test_ptxs_own_directory_under_another_name_still_uses_posix_spawn(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: _Starter
-) -> None:
-    here = tmp_path / "ptx"
-    here.mkdir()
-    monkeypatch.chdir(here)
-    alias = tmp_path / "alias"
-    alias.symlink_to(here)
-
-    proc = start(("true",), str(alias))
-
-    assert isinstance(proc, spawn.Spawned)
-    assert proc.wait(HANG_GUARD) == 0
+# --- how a command is found
 
 
 def test_a_program_only_on_ptxs_path_is_not_found_for_the_child(
@@ -124,7 +99,7 @@ def test_a_program_only_on_ptxs_path_is_not_found_for_the_child(
     assert raised.value.filename == "true"
 
 
-def test_a_missing_program_with_a_path_is_not_found_either_way(way: _Way, start: _Starter) -> None:
+def test_a_missing_program_with_a_path_is_not_found(way: _Way, start: _Starter) -> None:
     with pytest.raises(FileNotFoundError):
         start(("./ptx-no-such-program",), way.cwd)
 
@@ -136,7 +111,6 @@ def test_the_childs_path_finds_the_program(tmp_path: Path, way: _Way, start: _St
 
     proc = start(("mytool", "x"), way.cwd, {"PATH": str(tools)})
 
-    assert type(proc) is way.kind
     assert proc.wait(HANG_GUARD) == 0
     assert start.log() == "mytool ran with x\n"
 
@@ -155,27 +129,6 @@ def test_the_first_match_on_the_childs_path_wins(
     assert start(("other",), way.cwd, {"PATH": path}).wait(HANG_GUARD) == 0
 
     assert start.log() == "first\nother from second\n"
-
-
-def test_a_candidate_that_cannot_exec_is_passed_over_like_popen_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: _Starter
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    _tool(tmp_path / "first", "#!/ptx-no-such-interpreter\n")
-    _tool(tmp_path / "second", "#!/bin/sh\necho second\n")
-    env = {"PATH": f"{tmp_path / 'first'}:{tmp_path / 'second'}"}
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    try:  # the FileNotFoundError expected is posix_spawn's, not this one
-        popen = start(("mytool",), str(elsewhere), env)
-    except FileNotFoundError as error:
-        pytest.fail(f"Popen did not pass over {error.filename}")
-    assert popen.wait(HANG_GUARD) == 0
-
-    spawned = start(("mytool",), str(tmp_path), env)
-
-    assert spawned.wait(HANG_GUARD) == 0
-    assert start.log() == "second\nsecond\n"
 
 
 def test_a_program_put_earlier_on_the_path_is_found(
@@ -272,17 +225,15 @@ def _is_open(fd: int) -> bool:
 
 @pytest.fixture
 def inherited_fd() -> Iterator[int]:
-    """An inheritable descriptor, as ptx's parent could leave it; the seal forgets it has run."""
+    """An inheritable descriptor, as ptx's parent could leave it."""
     read, write = os.pipe()
     fd = next(fd for fd in range(HIGH_FD, HIGH_FD + 100) if not _is_open(fd))
     os.dup2(write, fd, inheritable=True)
-    spawn._seal_inherited_fds.cache_clear()
     try:
         yield fd
     finally:
         for each in (fd, read, write):
             os.close(each)
-        spawn._seal_inherited_fds.cache_clear()
 
 
 def test_inherited_descriptors_do_not_reach_the_child(
@@ -358,4 +309,4 @@ def test_a_log_on_descriptor_0_still_gets_the_output(tmp_path: Path) -> None:
         pytest.fail(f"the setup did not put the log on fd 0: {child.stdout} {child.stderr}")
 
     assert log.read_text() == "hello\n"
-    assert child.stdout == "0 Popen 0\n"  # posix_spawn would clobber it: Popen moves it first
+    assert child.stdout == "0 Popen 0\n"

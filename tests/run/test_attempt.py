@@ -109,7 +109,7 @@ class _Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Harness]:
-    monkeypatch.chdir(tmp_path)  # ptx runs in the project's root, so commands start by posix_spawn
+    monkeypatch.chdir(tmp_path)  # ptx runs in the project's root, as a real run does
     with Journal.open(tmp_path / ".ptx") as journal, ThreadPoolExecutor(2) as pool:
         run_id = journal.start_run(tag="master", jobs=2, tasks_file="tasks.json", argv=["ptx"])
         made = _Harness(
@@ -249,13 +249,11 @@ def test_the_start_is_committed_with_its_group_before_the_command_is_waited_for(
     assert _committed(harness) == [("1", pgid, created, "running")]
 
 
-def test_a_quick_attempts_end_is_committed_before_the_scheduler_thread_waits(
+def test_an_attempts_end_is_committed_before_the_scheduler_thread_hears_of_it(
     harness: _Harness,
 ) -> None:
     harness.attempts.begin(harness.job("true"))
     harness.finish()
-
-    assert harness.attempts.wait(0.01) == []
 
     [(_, _, _, status)] = _committed(harness)
     assert status == "succeeded"
