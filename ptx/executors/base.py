@@ -21,6 +21,9 @@ class Executor(Protocol):
 
     slots: int | None  # attempts it can run at once (the default -j); None: ptx's own default
     lost: str | None  # why it can start nothing more (a cluster went away); None while it can
+    # Its processes are ptx's own children on this machine: ptx adopts what escapes their
+    # groups and ends it with the run (run/orphans.py).
+    local: bool
 
     def run(
         self,

@@ -82,6 +82,7 @@ class DaskExecutor:
         self._cluster = cluster  # started for this run, so closed with it
         self.slots: int | None = sum(client.nthreads().values()) or None
         self.lost: str | None = None
+        self.local = False  # the processes are the workers' children
         self._notify, self._worker_wait = notify, worker_wait
         self._lock = threading.Lock()
         self._executions: dict[str, list[str]] = {}  # per attempt: workers that started it

@@ -17,6 +17,7 @@ class LocalExecutor:
 
     slots: int | None = None
     lost: str | None = None
+    local = True
 
     def run(
         self,

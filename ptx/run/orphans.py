@@ -7,7 +7,6 @@ import time
 from typing import TYPE_CHECKING
 
 from ptx.executors import process
-from ptx.executors.local import LocalExecutor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -30,7 +29,7 @@ class Orphans:
         """For the block, adopt what escapes the tasks' groups and keep a guardian that ends the
         run's tasks should ptx be killed with SIGKILL; at its end, end what they left running,
         except the daemons of `keep_daemons` tasks. Local tasks only."""
-        if not isinstance(run.executor, LocalExecutor):
+        if not run.executor.local:
             yield
             return
         keep = [unit for unit, track in run.tracks.items() if track.options.keep_daemons]

@@ -133,10 +133,11 @@ class _Recording:
 
     slots: int | None = None
     lost: str | None = None
+    local = True
 
     def __init__(self) -> None:
         self.calls: list[tuple[process.ProcessSpec, str]] = []
-        self.local = LocalExecutor()
+        self.inner = LocalExecutor()
 
     def run(
         self,
@@ -145,7 +146,7 @@ class _Recording:
         on_start: Callable[[int | None, float | None], None] | None = None,
     ) -> process.ProcessOutcome:
         self.calls.append((spec, threading.current_thread().name))
-        return self.local.run(spec, stop, on_start)
+        return self.inner.run(spec, stop, on_start)
 
     def close(self) -> None:
         """Nothing to release."""
@@ -265,6 +266,7 @@ class _Elsewhere:
 
     slots: int | None = 4
     lost: str | None = None
+    local = False
 
     def __init__(
         self, answer: Callable[[], process.ProcessOutcome], *, tells_start: bool = True
