@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ptx.core.model import DEFAULT_HELD
 from ptx.graph import schedule
 from ptx.graph import units as graph
-from ptx.run import commands
+from ptx.run import commandline
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -113,7 +113,7 @@ def known_estimates(
     config's `tasks.<id>` winning over metadata.ptx when a config is given)."""
     found: dict[TaskId, float] = {}
     for unit, task in work.nodes.items():
-        options = task.options if config is None else commands.effective_options(task, config)
+        options = task.options if config is None else commandline.effective_options(task, config)
         seconds = history.get(unit, options.estimate_seconds)
         if seconds is not None:
             found[unit] = float(seconds)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ptx.core.model import Code, Finding, Severity, id_key
 from ptx.graph import checks
-from ptx.run import commands
+from ptx.run import commandline
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -32,7 +32,7 @@ def validate(
 def validate_with_config(tasks: TaskList, config: Config) -> tuple[Finding, ...]:
     """Every finding, with the options the config gives each task (its `tasks.<id>` win over
     metadata.ptx), and a warning for config overrides that name no task of this tag."""
-    options = {task.id: commands.effective_options(task, config) for task in tasks.tasks}
+    options = {task.id: commandline.effective_options(task, config) for task in tasks.tasks}
     found = validate(
         tasks,
         satisfied=config.satisfied_statuses,

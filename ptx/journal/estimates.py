@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ptx.journal.statedir import STATE_DIR_NAME
 from ptx.journal.store import DB_NAME, Journal
-from ptx.run import commands
+from ptx.run import commandline
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -20,9 +20,9 @@ def command_hashes(tasks: Iterable[Task], config: Config) -> dict[TaskId, str]:
     """Each task's command as written; history only counts runs of the same command."""
     hashes = {}
     for task in tasks:
-        command = commands.command_of(commands.effective_options(task, config), config)
+        command = commandline.command_of(commandline.effective_options(task, config), config)
         if command is not None:
-            hashes[task.id] = commands.command_hash(command)
+            hashes[task.id] = commandline.command_hash(command)
     return hashes
 
 

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ptx.core.events import FAILURES, Held, StartsHeld, Status, TaskWaiting
-from ptx.run.commands import effective_options
+from ptx.run.commandline import effective_options
 from ptx.run.resources import Resources
 from ptx.run.safety import Breakers, FailureGuard, Limits, SystemGuard
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ptx.core.events import Status, TaskSpawned, TaskStarted
 from ptx.executors import process
-from ptx.run import commands, reported
+from ptx.run import commandline, reported
 from ptx.run.isolation import IsolatedAttempt
 from ptx.run.reported import NOTHING
 
@@ -66,7 +66,7 @@ class Attempts:
         *,
         config: Config,
         journal: Journal,
-        context: commands.RunContext,
+        context: commandline.RunContext,
         scratch: Path,
         stop: process.Stop,
         emit: Listener,
@@ -91,7 +91,7 @@ class Attempts:
             if stopped():
                 break
             try:
-                commands.write_task_json(task, self._task_json(task.id))
+                commandline.write_task_json(task, self._task_json(task.id))
             except OSError:
                 break
             written.add(task.id)
@@ -151,11 +151,11 @@ class Attempts:
     ) -> process.ProcessOutcome:
         job = started.job
         call = started.call = self._invocation(job)
-        started.command = commands.display(call.argv)
+        started.command = commandline.display(call.argv)
         self._emit_started(job, started.command)
         on_start = functools.partial(self._record_start, started)
 
-        def execute(call: commands.Invocation) -> process.ProcessOutcome:
+        def execute(call: commandline.Invocation) -> process.ProcessOutcome:
             return self.executor.run(self._spec(job, call), self.stop, on_start)
 
         if isolated is None:
@@ -163,12 +163,12 @@ class Attempts:
         self._record_start(started)  # the attempt is on record while its worktree is made
         return isolated.run(call, execute)
 
-    def _invocation(self, job: Job) -> commands.Invocation:
+    def _invocation(self, job: Job) -> commandline.Invocation:
         task_json = self._task_json(job.task.id)
-        files = commands.AttemptFiles(
+        files = commandline.AttemptFiles(
             task_json=task_json, result=self._result(job), previous_session=job.previous_session
         )
-        call = commands.invocation(
+        call = commandline.invocation(
             job.task,
             self.config,
             self.context,
@@ -181,7 +181,7 @@ class Attempts:
         else:  # the task's own command may have removed it
             rewrite = not os.path.exists(task_json)  # noqa: PTH110 - per attempt: kept lean
         if rewrite:
-            commands.write_task_json(job.task, task_json)
+            commandline.write_task_json(job.task, task_json)
         return call
 
     def _task_json(self, unit: TaskId) -> str:
@@ -259,7 +259,7 @@ class Attempts:
         )
         return finished
 
-    def _spec(self, job: Job, call: commands.Invocation) -> process.ProcessSpec:
+    def _spec(self, job: Job, call: commandline.Invocation) -> process.ProcessSpec:
         return process.ProcessSpec(
             argv=call.argv,
             cwd=call.cwd,
@@ -278,7 +278,7 @@ class _Started:
 
     job: Job
     at: float  # time.time() as the attempt began
-    call: commands.Invocation | None = None  # once built
+    call: commandline.Invocation | None = None  # once built
     command: str = ""  # as shown, once built
     recorded: bool = False  # its journal row exists
 

@@ -14,7 +14,7 @@ from ptx.core.errors import UsageError
 from ptx.core.events import RunIntegration, Status, TaskIntegration
 from ptx.executors import git, process
 from ptx.executors.git import GitError
-from ptx.run import commands
+from ptx.run import commandline
 from ptx.run.isolation import INTEGRATION_WORKTREE, exclude_state, note, remove, worktrees_of
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Integrator:
         """Run integration.verify in the integration worktree, its output in the task's
         verify log."""
         assert self.verify is not None  # noqa: S101 - the caller checked
-        argv = commands.render(self.verify, {"id": unit, "title": "", "tag": "", "attempt": "1"})
+        argv = commandline.render(self.verify, {"id": unit, "title": "", "tag": "", "attempt": "1"})
         spec = process.ProcessSpec(
             argv=argv,
             cwd=str(self.path / self.worktrees.repo.project),

@@ -18,13 +18,13 @@ from ptx.executors import git
 from ptx.executors.git import GitError
 from ptx.executors.logfile import LogFile
 from ptx.executors.processtypes import ProcessOutcome
-from ptx.run import commands
+from ptx.run import commandline
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from ptx.core.model import Task
-    from ptx.run.commands import Invocation
+    from ptx.run.commandline import Invocation
     from ptx.taskmaster.isolation import Integration, Workspace
 
 WORKTREES = "worktrees"  # under the state directory: worktrees/<run>/<task>[.<attempt>]
@@ -352,8 +352,8 @@ class IsolatedAttempt:
         setup = self.worktrees.workspace.setup
         if setup is not None:
             fields = {"id": self.task.id, "title": self.task.title, "tag": self.worktrees.tag}
-            argv = commands.render(setup, {**fields, "attempt": str(self.attempt)})
-            note(self.log, f"workspace.setup: {commands.display(argv)}")
+            argv = commandline.render(setup, {**fields, "attempt": str(self.attempt)})
+            note(self.log, f"workspace.setup: {commandline.display(argv)}")
             done = execute(dataclasses.replace(call, argv=argv))
             if done.exit_code != 0 or done.interrupted or done.timed_out:
                 note(self.log, "setup failed: the task did not run")

@@ -24,12 +24,12 @@ from ptx.executors.local import LocalExecutor
 from ptx.graph import schedule
 from ptx.journal.statedir import log_dir, log_path
 from ptx.outputs.report import stored_report
-from ptx.run import commands, interrupts, policy, safety
+from ptx.run import commandline, interrupts, policy, safety
 from ptx.run.admission import SLOT, Admission, requests_of
 from ptx.run.attempt import Attempts, Finished, Job
 from ptx.run.integration import Session, open_session
 from ptx.run.orphans import Orphans
-from ptx.run.statusfile import StatusWriter
+from ptx.run.statuses import StatusWriter
 from ptx.run.track import Track, run_result, task_infos
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Run:
         self.executor = executor or LocalExecutor()
         self.queue = schedule.ReadyQueue(work, schedule.rank_keys(work, estimates or None))
         self.tracks = {
-            unit: Track(task=task, options=commands.effective_options(task, config))
+            unit: Track(task=task, options=commandline.effective_options(task, config))
             for unit, task in work.nodes.items()
         }
         self.stop = process.Stop()
@@ -121,7 +121,7 @@ class Run:
         context = self._begin()
         with (
             interrupts.caught(self._on_signal),
-            commands.scratch_dir(self.run_id, len(self.tracks)) as scratch,
+            commandline.scratch_dir(self.run_id, len(self.tracks)) as scratch,
             self.orphans.adopted(self),  # after the pool: every attempt has ended by then
             ThreadPoolExecutor(self.options.jobs) as pool,
         ):
@@ -155,7 +155,7 @@ class Run:
         self.emit(RunFinished(result=result))
         return result
 
-    def _begin(self) -> commands.RunContext:
+    def _begin(self) -> commandline.RunContext:
         """Record the run, make its log directory and announce it."""
         self.run_id = self.journal.start_run(
             tag=self.project.tasks.tag,
@@ -180,7 +180,7 @@ class Run:
         )
         for message in self.options.notices:
             self.emit(Notice(message=message))
-        return commands.RunContext(
+        return commandline.RunContext(
             root=self.project.root,
             tag=self.project.tasks.tag,
             run_id=self.run_id,

@@ -17,7 +17,7 @@ from ptx.graph import plan, schedule, validation
 from ptx.journal import estimates
 from ptx.journal.statedir import STATE_DIR_NAME, run_lock
 from ptx.journal.store import DB_NAME, Journal
-from ptx.run import commands, resume, safety
+from ptx.run import commandline, resume, safety
 from ptx.run import isolation as isolating
 from ptx.run import jobs as jobs_module
 from ptx.run.integration import integrated_tasks
@@ -177,7 +177,7 @@ def _refuse_unrunnable(selection: Selection, config: Config) -> None:
     """No target can run (exit 1), or a task that would run has no command (exit 2)."""
     if selection.failed_targets and not selection.work.nodes:
         raise TargetsBlockedError(selection.failed_targets)
-    missing = commands.missing_commands(selection.work.nodes.values(), config)
+    missing = commandline.missing_commands(selection.work.nodes.values(), config)
     if missing:
         listed = ", ".join(sorted(missing, key=id_key))
         which = "task" if len(missing) == 1 else "tasks"
@@ -391,12 +391,14 @@ def dry_run(request: RunRequest) -> tuple[Prepared, list[tuple[TaskId, str]]]:
     simulation = schedule.simulate(work, prepared.estimates, prepared.jobs)
     order = sorted(simulation.slots, key=lambda slot: (slot.start, id_key(slot.unit)))
     # The real run's first attempts, as it builds them; no run, so no run id or environment.
-    context = commands.RunContext(
+    context = commandline.RunContext(
         root=prepared.project.root, tag=prepared.project.tasks.tag, run_id="", base_env={}
     )
     lines = []
     for slot in order:
-        files = commands.AttemptFiles(task_json="", result="")
-        call = commands.invocation(work.nodes[slot.unit], config, context, attempt=1, files=files)
-        lines.append((slot.unit, commands.display(call.argv)))
+        files = commandline.AttemptFiles(task_json="", result="")
+        call = commandline.invocation(
+            work.nodes[slot.unit], config, context, attempt=1, files=files
+        )
+        lines.append((slot.unit, commandline.display(call.argv)))
     return prepared, lines

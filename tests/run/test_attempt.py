@@ -28,7 +28,7 @@ from ptx.core.model import TaskOptions
 from ptx.executors import process
 from ptx.executors.local import LocalExecutor
 from ptx.journal.store import DB_NAME, Journal
-from ptx.run import commands
+from ptx.run import commandline
 from ptx.run.attempt import Attempts, Finished, Job
 from ptx.taskmaster.config import Config
 
@@ -60,7 +60,7 @@ class _Harness:
     def __post_init__(self) -> None:
         scratch = self.tmp_path / "scratch"
         scratch.mkdir()
-        context = commands.RunContext(
+        context = commandline.RunContext(
             root=self.tmp_path,
             tag="master",
             run_id=self.run_id,
@@ -228,7 +228,7 @@ def test_a_quick_attempt_is_one_journal_row_with_its_group(harness: _Harness) ->
     assert list(harness.leaders) == [row.pgid]
     assert row.pgid_create_time == pytest.approx(harness.leaders[row.pgid], abs=1e-9)
     assert row.ended_at is not None
-    assert row.command_hash == commands.command_hash("true")
+    assert row.command_hash == commandline.command_hash("true")
     assert row.log_path == job.log
 
 
@@ -406,9 +406,9 @@ def test_a_retry_gets_back_the_task_json_its_first_attempt_removed(harness: _Har
     reason="no writable tmpfs at /dev/shm",
 )
 def test_task_files_go_to_tmpfs_only_when_it_has_room_for_them_all() -> None:
-    with commands.scratch_dir("r", 1) as few:
+    with commandline.scratch_dir("r", 1) as few:
         assert few.parent == Path("/dev/shm")
-    with commands.scratch_dir("r", 10**12) as many:  # more pages than any tmpfs has
+    with commandline.scratch_dir("r", 10**12) as many:  # more pages than any tmpfs has
         assert many.parent == Path(tempfile.gettempdir())
     assert not few.exists()
     assert not many.exists()

@@ -7,19 +7,19 @@ import sys
 from typing import TYPE_CHECKING
 
 from ptx.cli import app
-from ptx.run import statusfile
+from ptx.run import statuses
 
 if TYPE_CHECKING:
     from ptx.core.model import TaskId
 
-real = statusfile.StatusWriter.succeeded
+real = statuses.StatusWriter.succeeded
 
 
-def broken(self: statusfile.StatusWriter, unit: TaskId) -> None:
+def broken(self: statuses.StatusWriter, unit: TaskId) -> None:
     if unit == "2":
         raise OSError("disk full")
     real(self, unit)
 
 
-statusfile.StatusWriter.succeeded = broken  # type: ignore[method-assign]  # on purpose
+statuses.StatusWriter.succeeded = broken  # type: ignore[method-assign]  # on purpose
 sys.exit(app.main(["run", "-j", "2"]))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from projects import make_project, ptx, q, task
 
-from ptx.run.commands import ENV_TEXT_LIMIT
+from ptx.run.commandline import ENV_TEXT_LIMIT
 
 if TYPE_CHECKING:
     from pathlib import Path
