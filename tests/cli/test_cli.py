@@ -340,7 +340,8 @@ _OTHER_COMMANDS = (
                 *_NOT_WITHOUT_OUTPUTS,
                 *_RUN_MACHINERY,
                 *_OTHER_COMMANDS,
-                "rich.console",  # its lines are plain off a terminal: written without Rich
+                "rich",  # its lines are plain off a terminal: written without Rich
+                "ptx.cli.render",
                 "hashlib",
                 "tempfile",
             ),

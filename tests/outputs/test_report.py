@@ -15,7 +15,7 @@ from projects import make_project, ptx, task
 from rich.console import Console
 
 from ptx.cli.gantt import PER_TASK_LIMIT, gantt_lines
-from ptx.cli.ui import run_report
+from ptx.cli.render import run_report
 from ptx.core.events import RunResult, Status, TaskResult
 from ptx.core.model import DEFAULT_SATISFIED
 from ptx.graph.plan import make_plan
