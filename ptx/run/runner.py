@@ -298,15 +298,7 @@ class Run:
                 self._on_integrated(message, message.isolated)
                 return
         self.running.discard(unit)
-        track.command = message.command or track.command
-        track.spans.append((outcome.started_at, outcome.ended_at))
-        track.last_ended, track.exit_code, track.status = (
-            outcome.ended_at,
-            outcome.exit_code,
-            status,
-        )
-        track.reason = outcome.error if outcome.infrastructure else None  # "cluster: ..."
-        track.ended(status, outcome.exit_code, message.reported)
+        track.ended(message)
         self._charge(unit, message)
         retry_in = self._retry_delay(track)
         self._announce(message, retry_in, outcome.error)

@@ -12,7 +12,8 @@ from ptx.core.model import id_key
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from ptx.core.model import Reported, Task, TaskId, TaskOptions
+    from ptx.core.model import Task, TaskId, TaskOptions
+    from ptx.run.attempt import Finished
     from ptx.run.runner import Run
 
 _N = TypeVar("_N", int, float)
@@ -36,12 +37,6 @@ class Track:
     withheld: bool = False  # left out: a status set outside ptx (reason says which)
     integration: TaskIntegration | None = None  # isolated runs: its last attempt's work
     spans: list[tuple[float, float]] = field(default_factory=list)  # each attempt's
-
-    @property
-    def failure(self) -> str:
-        """How it failed, as its dependents' skip reasons say: "conflicted in a.py", "failed"."""
-        return self.reason or "conflict" if self.status is Status.CONFLICT else self.status.value
-
     cost_usd: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -50,8 +45,20 @@ class Track:
     warnings: list[str] = field(default_factory=list)
     failed_attempts: list[str] = field(default_factory=list)
 
-    def ended(self, status: Status, exit_code: int | None, reported: Reported) -> None:
-        """Count an attempt's end: its failure, and what it reported back."""
+    @property
+    def failure(self) -> str:
+        """How it failed, as its dependents' skip reasons say: "conflicted in a.py", "failed"."""
+        return self.reason or "conflict" if self.status is Status.CONFLICT else self.status.value
+
+    def ended(self, finished: Finished) -> None:
+        """Record an attempt's end: its command, times, status, failure, and what it reported
+        back; the one place the loop writes them."""
+        outcome, status, exit_code = finished.outcome, finished.status, finished.outcome.exit_code
+        self.command = finished.command or self.command
+        self.spans.append((outcome.started_at, outcome.ended_at))
+        self.last_ended, self.exit_code, self.status = outcome.ended_at, exit_code, status
+        self.reason = outcome.error if outcome.infrastructure else None  # "cluster: ..."
+        reported = finished.reported
         if status in FAILURES:
             code = "" if exit_code is None else f" (exit {exit_code})"
             self.failed_attempts.append(f"{status.value}{code}")
